@@ -1,0 +1,5 @@
+"""`python -m streamcount` works like `streamcount`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,239 @@
+"""The command line: thin typer commands over the library.
+
+Each command loads the config, calls one library function and prints; known
+errors become one clear line on stderr and exit status 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import daemon
+from .config import Config, ConfigError, load_config, watch_dirs_from_flags
+from .daemon import DaemonError
+from .ingest import ingest as ingest_files
+from .output import emit
+from .sqlquery import QueryError, run_query
+from .store import Store, StoreError
+from .writerlock import LockError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Exact, running word counts over a stream of Chinese text files.",
+)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="config.toml (default: $STREAMCOUNT_CONFIG, ./config.toml)"),
+]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="the database (default: from config)")]
+WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", min=1, help="worker processes (default: CPUs)")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="print CSV")]
+
+
+@contextlib.contextmanager
+def _clean_errors() -> Iterator[None]:
+    try:
+        yield
+    except (ConfigError, DaemonError, StoreError, LockError, QueryError) as exc:
+        typer.echo(f"streamcount: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _config(config: Path | None, db: Path | None = None, **overrides: object) -> Config:
+    with _clean_errors():
+        return load_config(config).override(db=db.resolve() if db else None, **overrides)
+
+
+def _reader(config: Path | None, db: Path | None) -> Store:
+    path = _config(config, db).db
+    with _clean_errors():
+        return Store.open_reader(path)
+
+
+def _fmt(as_json: bool, as_csv: bool) -> str:
+    if as_json and as_csv:
+        typer.echo("streamcount: choose one of --json and --csv", err=True)
+        raise typer.Exit(2)
+    return "json" if as_json else "csv" if as_csv else "table"
+
+
+def _setup_logging(level: str) -> None:
+    # Under systemd, journald stamps each line; elsewhere we do.
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format=f"{stamp}%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    watch: Annotated[
+        list[Path] | None, typer.Option("--watch", help="a folder to watch (repeatable)")
+    ] = None,
+    db: DbOpt = None,
+    workers: WorkersOpt = None,
+) -> None:
+    """Run the daemon in the foreground: watch folders, count files as they complete.
+
+    SIGTERM or SIGINT finishes and commits the batches in flight, then exits 0;
+    a second signal exits at once.
+    """
+    cfg = _config(
+        config, db, workers=workers, watch=watch_dirs_from_flags(watch) if watch else None
+    )
+    _setup_logging(cfg.log_level)
+    with _clean_errors():
+        daemon.run(cfg)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files and folders to count")],
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    workers: WorkersOpt = None,
+    encoding: Annotated[str, typer.Option(help="auto, or a codec name")] = "auto",
+) -> None:
+    """Count files and folders once, through the same pipeline and ledger as `run`.
+
+    Files already in the ledger are skipped, so running it twice counts nothing twice.
+    """
+    cfg = _config(config, db, workers=workers)
+    _setup_logging("WARNING")
+    with _clean_errors(), _progress_bar() as bar:
+        summary = ingest_files(cfg, paths, encoding, on_start=bar.start, on_progress=bar.advance)
+    by = summary.by_status
+    typer.echo(
+        f"{by['counted']} files counted, {by['skipped']} skipped, {by['failed']} failed, "
+        f"{summary.already} already counted; {summary.tokens:,} tokens, "
+        f"{summary.bytes / 1e6:.1f} MB in {summary.seconds:.1f} s "
+        f"({summary.bytes / 1e6 / max(summary.seconds, 1e-9):.2f} MB/s)"
+        + (" — interrupted; run again to finish" if summary.interrupted else "")
+    )
+    if summary.interrupted:
+        raise typer.Exit(130)
+
+
+class _Bar:
+    """A rich progress bar on a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        self.progress = None
+        self.task = None
+
+    def start(self, files: int, size: int) -> None:
+        if sys.stderr.isatty():
+            from rich.progress import Progress as RichProgress
+
+            self.progress = RichProgress(transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("counting", total=files)
+
+    def advance(self, progress: object) -> None:
+        if self.progress is not None:
+            done = len(progress.rows) + len(progress.vanished)  # type: ignore[attr-defined]
+            self.progress.advance(self.task, done)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[_Bar]:
+    bar = _Bar()
+    try:
+        yield bar
+    finally:
+        bar.stop()
+
+
+@app.command()
+def top(
+    n: Annotated[int, typer.Argument(min=1, help="how many")] = 20,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """The N most frequent tokens: rank, token, count, share of all tokens."""
+    fmt = _fmt(as_json, as_csv)
+    rows = _reader(config, db).top(n)
+    emit(["rank", "token", "count", "share"], [list(r.values()) for r in rows], fmt)
+
+
+@app.command()
+def count(
+    words: Annotated[list[str], typer.Argument(help="tokens to look up")],
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How often each WORD was counted (0 if never)."""
+    rows = _reader(config, db).lookup(words)
+    emit(["token", "count", "share"], [list(r.values()) for r in rows], _fmt(as_json, False))
+
+
+@app.command()
+def stats(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """Files counted and not, total and distinct tokens, database size, last merge."""
+    values = _reader(config, db).stats()
+    if as_json:
+        typer.echo(json.dumps(values, indent=1))
+    else:
+        for key, value in values.items():
+            typer.echo(f"{key:18} {value}")
+
+
+@app.command()
+def files(
+    status: Annotated[
+        str | None, typer.Option(help="only this status: counted, skipped, failed")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many rows")] = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """The ledger: every file seen, its size, tokens, status and reason."""
+    fmt = _fmt(as_json, as_csv)
+    rows = _reader(config, db).files(status, limit)
+    columns = ["path", "size", "tokens", "status", "reason", "encoding", "counted_at"]
+    emit(columns, [[r[c] for c in columns] for r in rows], fmt)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="one SELECT statement")],
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="seconds before it is stopped")] = 10.0,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Run a read-only SQL query; anything that would write is refused."""
+    fmt = _fmt(as_json, as_csv)
+    store = _reader(config, db)
+    with _clean_errors():
+        columns, rows = run_query(store, query, timeout)
+        emit(columns, rows, fmt)
+
+
+def main() -> None:
+    app()

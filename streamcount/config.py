@@ -1,0 +1,242 @@
+"""Load and validate config.toml into frozen dataclasses.
+
+Every option, its default and its check live here, so the rest of the code
+takes a `Config` and never looks at raw TOML. Errors name the file and key.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ENV_VAR = "STREAMCOUNT_CONFIG"
+MODES = ("accurate", "search", "full")
+
+
+class ConfigError(Exception):
+    """A config file or option is missing, malformed or out of range."""
+
+
+@dataclass(frozen=True)
+class WatchDir:
+    """A directory to watch, and how its files are decoded."""
+
+    path: Path
+    encoding: str = "auto"
+
+
+@dataclass(frozen=True)
+class TokenizerSettings:
+    """Everything that changes which tokens a text yields.
+
+    Totals made with different settings must never be mixed, so these are
+    recorded in the database (see store.py) and checked on every open.
+    """
+
+    mode: str = "accurate"
+    hmm: bool = True
+    user_dict: tuple[Path, ...] = ()
+    stopwords: Path | None = None
+    lowercase: bool = False
+    min_length: int = 1
+
+
+@dataclass(frozen=True)
+class Config:
+    db: Path = Path("streamcount.db")
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    log_level: str = "INFO"
+    watch: tuple[WatchDir, ...] = ()
+    include: tuple[str, ...] = ("*.txt",)
+    exclude: tuple[str, ...] = (".*", "*.tmp", "*.part", "*.swp", "*~")
+    settle_seconds: float = 2.0
+    rescan_seconds: float = 60.0
+    batch_max_files: int = 1000
+    batch_max_bytes: int = 64 * 1024 * 1024
+    batch_max_wait: float = 0.5
+    chunk_bytes: int = 8 * 1024 * 1024
+    tokenizer: TokenizerSettings = TokenizerSettings()
+
+    def override(self, **changes: Any) -> Config:
+        """Return a copy with the given fields replaced; None means keep."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _positive(kind: type) -> Any:
+    def check(value: Any) -> str | None:
+        return None if value > 0 else f"must be a positive {kind.__name__}"
+
+    return check
+
+
+def _log_level(value: str) -> str | None:
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR")
+    return None if value.upper() in levels else f"must be one of {', '.join(levels)}"
+
+
+def _mode(value: str) -> str | None:
+    return None if value in MODES else f"must be one of {', '.join(MODES)}"
+
+
+def _encoding(value: str) -> str | None:
+    if value == "auto":
+        return None
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        return f"unknown encoding {value!r}"
+    return None
+
+
+# section -> key -> (expected type, extra check or None)
+_SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
+    "": {
+        "db": (str, None),
+        "workers": (int, _positive(int)),
+        "log_level": (str, _log_level),
+    },
+    "discovery": {
+        "watch": (list, None),
+        "include": (list, None),
+        "exclude": (list, None),
+        "settle_seconds": (float, _positive(float)),
+        "rescan_seconds": (float, _positive(float)),
+    },
+    "batching": {
+        "batch_max_files": (int, _positive(int)),
+        "batch_max_bytes": (int, _positive(int)),
+        "batch_max_wait": (float, _positive(float)),
+        "chunk_bytes": (int, _positive(int)),
+    },
+    "tokenizer": {
+        "mode": (str, _mode),
+        "hmm": (bool, None),
+        "user_dict": (list, None),
+        "stopwords": (str, None),
+        "lowercase": (bool, None),
+        "min_length": (int, _positive(int)),
+    },
+}
+
+
+def find_config_file(explicit: Path | None) -> Path | None:
+    """`--config`, else $STREAMCOUNT_CONFIG, else ./config.toml if present, else None."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    local = Path("config.toml")
+    return local if local.is_file() else None
+
+
+def load_config(explicit: Path | None = None) -> Config:
+    """Find and load the config file; built-in defaults when there is none."""
+    path = find_config_file(explicit)
+    if path is None:
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(raw, path)
+
+
+def parse_config(raw: dict[str, Any], path: Path) -> Config:
+    """Validate a parsed TOML document; relative paths are taken from the file's folder."""
+    values = _check(raw, path)
+    base = path.resolve().parent
+
+    def resolve(p: str) -> Path:
+        return (base / os.path.expanduser(p)).resolve()
+
+    top = values[""]
+    disc = values["discovery"]
+    tok = values["tokenizer"]
+    defaults = Config()
+    tokenizer = TokenizerSettings(
+        mode=tok.get("mode", "accurate"),
+        hmm=tok.get("hmm", True),
+        user_dict=tuple(
+            resolve(p) for p in _strings(tok.get("user_dict", []), path, "tokenizer.user_dict")
+        ),
+        stopwords=resolve(tok["stopwords"]) if tok.get("stopwords") else None,
+        lowercase=tok.get("lowercase", False),
+        min_length=tok.get("min_length", 1),
+    )
+    return Config(
+        db=resolve(top["db"]) if "db" in top else defaults.db,
+        workers=top.get("workers", defaults.workers),
+        log_level=top.get("log_level", defaults.log_level).upper(),
+        watch=tuple(_watch_dirs(disc.get("watch", []), path, resolve)),
+        include=tuple(_strings(disc.get("include", defaults.include), path, "discovery.include")),
+        exclude=tuple(_strings(disc.get("exclude", defaults.exclude), path, "discovery.exclude")),
+        settle_seconds=disc.get("settle_seconds", defaults.settle_seconds),
+        rescan_seconds=disc.get("rescan_seconds", defaults.rescan_seconds),
+        tokenizer=tokenizer,
+        **values["batching"],
+    )
+
+
+def _check(raw: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
+    """Split the document into sections, refusing unknown keys and wrong types."""
+    out: dict[str, dict[str, Any]] = {name: {} for name in _SCHEMA}
+    for key, value in raw.items():
+        if key in _SCHEMA and key and isinstance(value, dict):
+            section, items = key, value
+        else:
+            section, items = "", {key: value}
+        for name, val in items.items():
+            where = f"{section}.{name}" if section else name
+            spec = _SCHEMA[section].get(name)
+            if spec is None:
+                raise ConfigError(f"{path}: unknown key '{where}'")
+            kind, extra = spec
+            if kind is float and isinstance(val, int) and not isinstance(val, bool):
+                val = float(val)
+            if not isinstance(val, kind) or (kind is int and isinstance(val, bool)):
+                raise ConfigError(
+                    f"{path}: '{where}' must be {kind.__name__}, not {type(val).__name__}"
+                )
+            problem = extra(val) if extra else None
+            if problem:
+                raise ConfigError(f"{path}: '{where}' {problem} (got {val!r})")
+            out[section][name] = val
+    return out
+
+
+def _strings(values: Any, path: Path, where: str) -> list[str]:
+    if not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{path}: '{where}' must be a list of strings")
+    return list(values)
+
+
+def _watch_dirs(entries: list[Any], path: Path, resolve: Any) -> list[WatchDir]:
+    dirs = []
+    for entry in entries:
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise ConfigError(
+                f"{path}: 'discovery.watch' entries are paths or {{ path = ..., encoding = ... }}"
+            )
+        unknown = set(entry) - {"path", "encoding"}
+        if unknown:
+            raise ConfigError(f"{path}: unknown key 'discovery.watch.{sorted(unknown)[0]}'")
+        encoding = entry.get("encoding", "auto")
+        problem = _encoding(encoding) if isinstance(encoding, str) else "must be a string"
+        if problem:
+            raise ConfigError(f"{path}: 'discovery.watch.encoding' {problem}")
+        dirs.append(WatchDir(resolve(entry["path"]), encoding))
+    return dirs
+
+
+def watch_dirs_from_flags(paths: list[Path]) -> tuple[WatchDir, ...]:
+    """`--watch DIR` flags, relative to the working directory, auto encoding."""
+    return tuple(WatchDir(p.resolve()) for p in paths)

@@ -1,0 +1,188 @@
+"""The daemon: scan, watch, settle, batch, count, merge; until told to stop.
+
+One thread makes every decision (the main loop below); the watchdog thread
+only queues sightings and the signal handler only sets a flag. Start-up
+order matters: the observer starts before the catch-up scan, so a file
+written in between is seen by one or the other. A periodic rescan is the
+source of truth, because inotify can overflow and drop events silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from .config import Config, WatchDir
+from .discovery import Rules, file_ref, regular_stat, scan
+from .pipeline import Pipeline, Progress, open_pipeline
+from .readiness import Readiness
+from .watcher import Sighting, Watcher
+
+log = logging.getLogger(__name__)
+
+TICK = 0.05  # longest the loop sleeps before looking at events, results and clocks
+
+
+class DaemonError(Exception):
+    """The daemon cannot start as configured."""
+
+
+class StopFlag:
+    """SIGTERM/SIGINT set the flag (a warm stop); a second signal exits at once.
+
+    The handler does nothing else: logging and stopping happen in the loop.
+    Exiting at once is safe because every commit is all-or-nothing.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum = 0
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.event.is_set():
+            os._exit(128 + signum)
+        self.signum = signum
+        self.event.set()
+
+
+class Daemon:
+    def __init__(self, config: Config, pipeline: Pipeline, stop: StopFlag) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.stop = stop
+        self.rules = Rules(config.include, config.exclude)
+        self.sightings: queue.Queue[Sighting] = queue.Queue()
+        self.readiness = Readiness(config.settle_seconds, pipeline.store.known_paths())
+        self.watcher = Watcher([d.path for d in config.watch], self.sightings)
+        self.counted = 0
+
+    def run(self) -> None:
+        self.watcher.start()
+        self.rescan()
+        next_rescan = time.monotonic() + self.config.rescan_seconds
+        log.info(
+            "watching %s; %d files already in the ledger, %d queued",
+            ", ".join(str(d.path) for d in self.config.watch),
+            len(self.readiness.known) - self.pipeline.backlog,
+            self.pipeline.backlog,
+        )
+        while not self.stop.event.is_set():
+            self._take_sightings(wait=0 if self.pipeline.inflight else TICK)
+            now = time.monotonic()
+            for path, st in self.readiness.due(now, regular_stat):
+                self._add(path, st)
+            if now >= next_rescan or not self.watcher.alive():
+                if not self.watcher.alive():
+                    self._restart_watcher()
+                self.rescan()
+                next_rescan = time.monotonic() + self.config.rescan_seconds
+            self._report(self.pipeline.pump(TICK if self.pipeline.inflight else 0))
+        log.info(
+            "signal %d: finishing %d tasks in flight", self.stop.signum, self.pipeline.inflight
+        )
+        self.watcher.stop()
+        self._report(self.pipeline.finish())
+
+    def rescan(self) -> None:
+        """Offer every wanted file under every root: the source of truth."""
+        now, wall = time.monotonic(), time.time()
+        for root in self.config.watch:
+            for path, st in scan(root.path, self.rules):
+                if self.readiness.offer(path, st, now, wall):
+                    self._add(path, st, root)
+
+    def _take_sightings(self, wait: float) -> None:
+        try:
+            kind, path = self.sightings.get(timeout=wait) if wait else self.sightings.get_nowait()
+        except queue.Empty:
+            return
+        now, wall = time.monotonic(), time.time()
+        while True:
+            self._sighting(kind, path, now, wall)
+            try:
+                kind, path = self.sightings.get_nowait()
+            except queue.Empty:
+                return
+
+    def _sighting(self, kind: str, path: str, now: float, wall: float) -> None:
+        root = self._root_of(path)
+        if root is None:
+            return
+        if kind == "folder":
+            if not self.rules.excluded(Path(path).name):
+                for found, st in scan(Path(path), self.rules):
+                    if self.rules.wanted(found, root.path) and self.readiness.offer(
+                        found, st, now, wall
+                    ):
+                        self._add(found, st, root)
+            return
+        if path in self.readiness.known or not self.rules.wanted(path, root.path):
+            return
+        st = regular_stat(path)
+        if st is not None and self.readiness.offer(path, st, now, wall, kind == "complete"):
+            self._add(path, st, root)
+
+    def _root_of(self, path: str) -> WatchDir | None:
+        for root in self.config.watch:
+            if path == str(root.path) or path.startswith(str(root.path) + os.sep):
+                return root
+        return None
+
+    def _add(self, path: str, st: os.stat_result, root: WatchDir | None = None) -> None:
+        root = root or self._root_of(path)
+        if root is None:
+            return
+        self.readiness.known.add(path)
+        self.pipeline.add(file_ref(path, st, root.encoding), time.monotonic())
+
+    def _restart_watcher(self) -> None:
+        log.error("the file watcher stopped; restarting it and rescanning")
+        self.watcher.stop()
+        self.watcher = Watcher([d.path for d in self.config.watch], self.sightings)
+        self.watcher.start()
+
+    def _report(self, progress: Progress) -> None:
+        for path in progress.vanished:
+            self.readiness.known.discard(path)
+            log.info("%s: deleted before it was counted", path)
+        if not progress.rows:
+            return
+        tokens = 0
+        for row in progress.rows:
+            tokens += row.tokens
+            if row.status != "counted":
+                log.warning("%s: %s: %s", row.path, row.status, row.reason)
+        self.counted += len(progress.rows)
+        log.info(
+            "merged %d files, %d tokens in %.0f ms; backlog %d, in flight %d",
+            len(progress.rows), tokens, progress.seconds * 1000,
+            self.pipeline.backlog, self.pipeline.inflight,
+        )  # fmt: skip
+
+
+def check_watch_dirs(config: Config) -> None:
+    if not config.watch:
+        raise DaemonError("nothing to watch: give --watch DIR or discovery.watch in the config")
+    for d in config.watch:
+        if not d.path.is_dir():
+            raise DaemonError(f"watch directory {d.path} does not exist or is not a folder")
+
+
+def run(config: Config) -> None:
+    """Run the daemon in the foreground until SIGTERM or SIGINT."""
+    check_watch_dirs(config)
+    stop = StopFlag()
+    stop.install()
+    with open_pipeline(config) as pipeline:
+        Daemon(config, pipeline, stop).run()
+    log.info("stopped")

@@ -1,0 +1,74 @@
+"""Which files are ours, and finding them: include/exclude rules and the tree scan.
+
+The scan is the source of truth for what exists (events only make the daemon
+fast), so it is cheap: `os.scandir`, no symlinks followed, excluded folders
+not entered.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from .work import FileRef
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A file is wanted when its name matches an include glob and no part of
+    its path below the watched root matches an exclude glob."""
+
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+    def excluded(self, name: str) -> bool:
+        return any(fnmatchcase(name, g) for g in self.exclude)
+
+    def wanted(self, path: str, root: Path) -> bool:
+        try:
+            parts = Path(path).relative_to(root).parts
+        except ValueError:
+            return False
+        if not parts or any(self.excluded(p) for p in parts):
+            return False
+        return any(fnmatchcase(parts[-1], g) for g in self.include)
+
+
+def file_ref(path: str, st: os.stat_result, encoding: str) -> FileRef:
+    return FileRef(path, st.st_size, st.st_mtime_ns, st.st_ino, encoding)
+
+
+def regular_stat(path: str) -> os.stat_result | None:
+    """lstat of a regular file, or None (gone, a symlink, a FIFO, a folder...)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def scan(root: Path, rules: Rules) -> Iterator[tuple[str, os.stat_result]]:
+    """Every wanted regular file below `root`, with its lstat."""
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # vanished or unreadable: the next rescan tries again
+        for entry in entries:
+            if rules.excluded(entry.name):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False) and any(
+                    fnmatchcase(entry.name, g) for g in rules.include
+                ):
+                    yield entry.path, entry.stat(follow_symlinks=False)
+            except OSError:
+                continue

@@ -1,0 +1,293 @@
+"""The counting engine shared by `run` and `ingest`: batcher -> process pool -> writer.
+
+The parent owns all state and runs it from one thread: it batches ready
+files, keeps at most `2 × workers` tasks in flight (backpressure: a backlog
+of any size costs only its FileRefs), gathers results, reassembles chunked
+files, and merges everything finished in one transaction per round. Workers
+only compute.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from .batcher import Batcher
+from .config import Config
+from .decoding import ASCII
+from .store import LedgerRow, Merge, Store
+from .tokens import count_task, init_worker
+from .work import COUNTED, FAILED, VANISHED, FileRef, PieceResult, Task, TaskResult
+from .writerlock import WriterLock
+
+log = logging.getLogger(__name__)
+
+TASKS_PER_WORKER = 2
+MAX_ATTEMPTS = 3  # a task whose worker died this often is split, then failed
+RETRY_SECONDS = (0.5, 1, 2, 5, 10, 30)  # writer back-off after a failed merge
+
+
+@dataclass(slots=True)
+class Progress:
+    """What one round of the engine finished: files now in the ledger, files gone."""
+
+    rows: list[LedgerRow] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)
+    tasks: int = 0
+    seconds: float = 0.0
+
+    def extend(self, other: Progress) -> None:
+        self.rows += other.rows
+        self.vanished += other.vanished
+        self.tasks += other.tasks
+
+
+@dataclass(slots=True)
+class _Assembly:
+    """The chunks of one large file, summed until the last one is back."""
+
+    file: FileRef
+    remaining: int
+    counts: Counter[str] = field(default_factory=Counter)
+    bytes: int = 0
+    tokens: int = 0
+    encodings: set[str] = field(default_factory=set)
+    failure: PieceResult | None = None
+
+
+def ledger_row(ref: FileRef, result: PieceResult) -> LedgerRow:
+    return LedgerRow(
+        ref.path, result.bytes, ref.mtime_ns, ref.inode,
+        result.tokens, result.status, result.reason, result.encoding,
+    )  # fmt: skip
+
+
+class Pipeline:
+    def __init__(self, store: Store, config: Config) -> None:
+        self.store = store
+        self.config = config
+        self.batcher = Batcher(
+            config.batch_max_files, config.batch_max_bytes,
+            config.batch_max_wait, config.chunk_bytes,
+        )  # fmt: skip
+        self._pool = self._new_pool()
+        self._generation = 0  # which pool a task was sent to; bumped on restart
+        self._inflight: dict[Future[TaskResult], tuple[Task, int]] = {}
+        self._attempts: Counter[int] = Counter()
+        self._chunked: dict[str, _Assembly] = {}
+        self._finished: list[Merge] = []
+        self._finished_progress = Progress()
+        self._merge_failures = 0
+        self._retry_at = 0.0
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # forkserver, not fork: the daemon runs threads (watchdog), and forking
+        # a process that runs threads can deadlock the child.
+        return ProcessPoolExecutor(
+            max_workers=self.config.workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=init_worker,
+            initargs=(self.config.tokenizer,),
+        )
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def backlog(self) -> int:
+        """Files and chunks waiting for a worker."""
+        return len(self.batcher)
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    @property
+    def busy(self) -> bool:
+        return bool(len(self.batcher) or self._inflight or self._finished or self._chunked)
+
+    def add(self, ref: FileRef, now: float) -> None:
+        chunks = self.batcher.add(ref, now)
+        if chunks:
+            self._chunked[ref.path] = _Assembly(ref, chunks)
+
+    # -- one round -----------------------------------------------------------
+
+    def pump(self, timeout: float, flush: bool = False, submit: bool = True) -> Progress:
+        """Send due tasks, wait up to `timeout` for results, merge what finished."""
+        if submit:
+            self._submit(time.monotonic(), flush)
+        if self._inflight:
+            done, _ = wait(self._inflight, timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._collect(future)
+        return self._merge()
+
+    def _submit(self, now: float, flush: bool) -> None:
+        if self._finished and self._merge_failures:
+            return  # the writer is failing: do not pile up more results in memory
+        while len(self._inflight) < TASKS_PER_WORKER * self.config.workers:
+            task = self.batcher.take(now, flush)
+            if task is None:
+                return
+            self._send(task)
+
+    def _send(self, task: Task) -> None:
+        try:
+            future = self._pool.submit(count_task, task)
+        except BrokenProcessPool:
+            self._restart_pool(self._generation)
+            future = self._pool.submit(count_task, task)
+        self._inflight[future] = (task, self._generation)
+
+    def _collect(self, future: Future[TaskResult]) -> None:
+        task, generation = self._inflight.pop(future)
+        try:
+            result = future.result()
+        except BrokenProcessPool:
+            self._restart_pool(generation)
+            self._retry(task)
+            return
+        self._attempts.pop(task.id, None)
+        self._finished_progress.tasks += 1
+        if task.is_chunk:
+            self._assemble(task.pieces[0].file, result.pieces[0], result.counts)
+            return
+        refs = {p.file.path: p.file for p in task.pieces}
+        rows = [ledger_row(refs[r.path], r) for r in result.pieces if r.status != VANISHED]
+        self._finished_progress.vanished += [r.path for r in result.pieces if r.status == VANISHED]
+        self._finished.append(Merge(result.counts, rows))
+
+    def _retry(self, task: Task) -> None:
+        """A worker died (killed, out of memory, crashed) while `task` was in its pool."""
+        self._attempts[task.id] += 1
+        if self._attempts[task.id] < MAX_ATTEMPTS:
+            log.warning("a worker died; retrying task %d (%d files)", task.id, len(task.pieces))
+            self._send(task)
+            return
+        del self._attempts[task.id]
+        if len(task.pieces) > 1:  # find the file that kills workers: send each alone
+            for piece in task.pieces:
+                self._send(self.batcher.new_task((piece,)))
+            return
+        piece = task.pieces[0]
+        reason = f"worker process died {MAX_ATTEMPTS} times counting it"
+        log.warning("%s: failed: %s", piece.file.path, reason)
+        failed = PieceResult(piece.file.path, FAILED, reason, 0, 0, "")
+        if task.is_chunk:
+            self._assemble(piece.file, failed, {})
+        else:
+            self._finished.append(Merge({}, [ledger_row(piece.file, failed)]))
+
+    def _restart_pool(self, broken_generation: int) -> None:
+        if broken_generation != self._generation:
+            return  # that pool was already replaced
+        log.warning("a worker process died; starting a new pool")
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
+        self._generation += 1
+
+    def _assemble(self, ref: FileRef, piece: PieceResult, counts: dict[str, int]) -> None:
+        a = self._chunked.get(ref.path)
+        if a is None:  # the file was already given up on (see finish)
+            return
+        a.remaining -= 1
+        if piece.status == COUNTED:
+            a.counts.update(counts)
+            a.bytes += piece.bytes
+            a.tokens += piece.tokens
+            a.encodings.add(piece.encoding)
+        elif a.failure is None:
+            a.failure = piece
+        if a.remaining:
+            return
+        del self._chunked[ref.path]
+        encodings = a.encodings - {ASCII}
+        if a.failure is None and len(encodings) > 1:
+            reason = f"chunks decode as different encodings: {', '.join(sorted(encodings))}"
+            a.failure = PieceResult(ref.path, FAILED, reason, a.bytes, 0, "")
+        if a.failure is not None and a.failure.status == VANISHED:
+            self._finished_progress.vanished.append(ref.path)
+        elif a.failure is not None:
+            self._finished.append(Merge({}, [ledger_row(ref, a.failure)]))
+        else:
+            encoding = encodings.pop() if encodings else ASCII
+            whole = PieceResult(ref.path, COUNTED, "", a.bytes, a.tokens, encoding)
+            self._finished.append(Merge(dict(a.counts), [ledger_row(ref, whole)]))
+
+    def _merge(self) -> Progress:
+        """Commit every finished task in one transaction; back off if the writer fails."""
+        now = time.monotonic()
+        progress = Progress()
+        if self._finished and now >= self._retry_at:
+            started = time.perf_counter()
+            try:
+                self.store.merge(self._finished)
+            except sqlite3.Error as exc:
+                delay = RETRY_SECONDS[min(self._merge_failures, len(RETRY_SECONDS) - 1)]
+                self._merge_failures += 1
+                self._retry_at = now + delay
+                log.error("merge failed (%s); nothing committed, retrying in %gs", exc, delay)
+                return progress
+            self._merge_failures = 0
+            progress.seconds = time.perf_counter() - started
+            for merge in self._finished:
+                progress.rows += merge.rows
+            self._finished = []
+        progress.vanished, self._finished_progress.vanished = self._finished_progress.vanished, []
+        progress.tasks, self._finished_progress.tasks = self._finished_progress.tasks, 0
+        return progress
+
+    # -- ending ----------------------------------------------------------------
+
+    def drain(self, timeout: float = 0.1) -> Progress:
+        """One round that sends partial batches at once (for `ingest`)."""
+        return self.pump(timeout, flush=True)
+
+    def finish(self, deadline: float = 60.0) -> Progress:
+        """Stop sending; wait for the tasks in flight and commit them.
+
+        Files still waiting, and large files whose chunks were not all sent,
+        are left uncounted: they are not in the ledger, so the next start
+        finds and counts them.
+        """
+        progress = Progress()
+        end = time.monotonic() + deadline
+        while (self._inflight or self._finished) and time.monotonic() < end:
+            progress.extend(self.pump(0.1, submit=False))
+            if self._finished and self._merge_failures:
+                time.sleep(max(0.0, min(self._retry_at - time.monotonic(), 1.0)))
+        self._chunked.clear()
+        return progress
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def open_pipeline(config: Config) -> Iterator[Pipeline]:
+    """The writer's set-up, shared by `run` and `ingest`: lock, database, pool.
+
+    On the way out the pool is shut down and the lock released; callers
+    decide first what to finish (see Pipeline.finish).
+    """
+    lock = WriterLock(config.db).acquire()
+    try:
+        store = Store.open_writer(config.db, config.tokenizer)
+        try:
+            pipeline = Pipeline(store, config)
+            try:
+                yield pipeline
+            finally:
+                pipeline.close()
+        finally:
+            store.close()
+    finally:
+        lock.release()

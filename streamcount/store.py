@@ -1,0 +1,305 @@
+"""SQLite: schema, the merge (ledger + additive upsert in one transaction), queries.
+
+The totals and the ledger of files counted live in one database, and every
+merge writes both in a single `BEGIN IMMEDIATE` transaction: a file is in the
+ledger if and only if its tokens are in the totals. That is what makes
+counting exactly-once across crashes and restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import sqlite_utils
+
+from .config import TokenizerSettings
+from .work import COUNTED
+
+BUSY_TIMEOUT_MS = 30_000
+
+# Each entry brings the schema from version i to i + 1. `counts` is written
+# by hand because sqlite-utils cannot create WITHOUT ROWID tables, which keep
+# each row in the primary-key b-tree itself: one lookup per upsert, not two.
+MIGRATIONS = (
+    """
+    CREATE TABLE counts (token TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE files (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        tokens INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        encoding TEXT NOT NULL,
+        counted_at TEXT NOT NULL
+    );
+    CREATE INDEX files_status ON files(status);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value);
+    """,
+)
+
+
+class StoreError(Exception):
+    """The database cannot be used as asked; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    tokens: int
+    status: str
+    reason: str
+    encoding: str
+
+
+@dataclass(slots=True)
+class Merge:
+    """What the writer commits for one finished task: its counts and its files."""
+
+    counts: dict[str, int]
+    rows: list[LedgerRow] = field(default_factory=list)
+
+
+def tokenizer_fingerprint(settings: TokenizerSettings) -> dict[str, Any]:
+    """The settings that shape the totals, with dictionaries by content hash."""
+
+    def digest(path: Path) -> str:
+        try:
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+    return {
+        "engine": "jieba",
+        "mode": settings.mode,
+        "hmm": settings.hmm,
+        "lowercase": settings.lowercase,
+        "min_length": settings.min_length,
+        "user_dict": [digest(p) for p in settings.user_dict],
+        "stopwords": digest(settings.stopwords) if settings.stopwords else None,
+        "filter": "no-space-punct-symbol-v1",
+    }
+
+
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    if readonly:
+        if not path.is_file():
+            raise StoreError(f"no database at {path}")
+        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+    else:
+        try:
+            conn = sqlite3.connect(path)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
+
+
+class Store:
+    """One connection to the database, as the writer or as a reader."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.path = path
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
+
+    @classmethod
+    def open_reader(cls, path: Path) -> Store:
+        store = cls(_connect(path, readonly=True), path)
+        if "counts" not in store.db.table_names():
+            raise StoreError(f"{path} is not a streamcount database")
+        return store
+
+    @classmethod
+    def open_writer(cls, path: Path, settings: TokenizerSettings) -> Store:
+        """Open (creating if needed), migrate, and refuse mismatched tokenizer settings."""
+        store = cls(_connect(path, readonly=False), path)
+        try:
+            store.conn.execute("PRAGMA journal_mode = WAL")
+            store.conn.execute("PRAGMA synchronous = NORMAL")
+            store.conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
+            store._migrate()
+            store._check_settings(tokenizer_fingerprint(settings))
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise StoreError(f"cannot use database {path}: {exc}") from exc
+        except StoreError:
+            store.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _migrate(self) -> None:
+        with self._immediate():
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path} has schema version {version}; this streamcount knows "
+                    f"{len(MIGRATIONS)} at most (upgrade streamcount)"
+                )
+            for i in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[i].split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+            self.conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def _check_settings(self, fingerprint: dict[str, Any]) -> None:
+        stored = self.meta("tokenizer")
+        if stored is not None and json.loads(stored) != fingerprint and self.has_data():
+            old = json.loads(stored)
+            diffs = ", ".join(
+                f"{k}: {old.get(k)!r} in the database, {v!r} now"
+                for k, v in fingerprint.items()
+                if old.get(k) != v
+            )
+            raise StoreError(
+                f"{self.path} was counted with other tokenizer settings ({diffs}); "
+                "mixing them would corrupt the totals. Use a new database, or the "
+                "settings it was made with."
+            )
+        with self._immediate():
+            self._set_meta("tokenizer", json.dumps(fingerprint, sort_keys=True))
+
+    def has_data(self) -> bool:
+        return self.conn.execute("SELECT EXISTS (SELECT 1 FROM files)").fetchone()[0] == 1
+
+    def meta(self, key: str) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def _immediate(self) -> Any:
+        return _Transaction(self.conn)
+
+    # -- the writer --------------------------------------------------------
+
+    def merge(self, merges: Sequence[Merge]) -> None:
+        """Commit the counts and ledger rows of `merges` in one transaction.
+
+        Counts are summed first and upserted in token order (sequential b-tree
+        access is about twice as fast as random). Any error rolls back all of it.
+        """
+        if len(merges) == 1:
+            counts = merges[0].counts
+        else:
+            counts = Counter()
+            for m in merges:
+                counts.update(m.counts)
+        rows = [row for m in merges for row in m.rows]
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._immediate():
+            self.conn.executemany(
+                "INSERT INTO counts (token, count) VALUES (?, ?) "
+                "ON CONFLICT(token) DO UPDATE SET count = count + excluded.count",
+                sorted(counts.items()),
+            )
+            self.conn.executemany(
+                "INSERT INTO files (path, size, mtime_ns, inode, tokens, status, reason, "
+                "encoding, counted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*astuple(r), now) for r in rows],
+            )
+            self.conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('total_tokens', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+                (sum(counts.values()),),
+            )
+            self._set_meta("last_merge", now)
+
+    def known_paths(self) -> set[str]:
+        """Every path in the ledger, whatever its status: none is counted again."""
+        return {row[0] for row in self.conn.execute("SELECT path FROM files")}
+
+    # -- queries -----------------------------------------------------------
+
+    def total_tokens(self) -> int:
+        return int(self.meta("total_tokens") or 0)
+
+    def top(self, n: int) -> list[dict[str, Any]]:
+        total = self.total_tokens()
+        rows = self.conn.execute(
+            "SELECT token, count FROM counts ORDER BY count DESC, token LIMIT ?", (n,)
+        )
+        return [
+            {"rank": i, "token": token, "count": count, "share": count / total}
+            for i, (token, count) in enumerate(rows, start=1)
+        ]
+
+    def lookup(self, words: Iterable[str]) -> list[dict[str, Any]]:
+        total = self.total_tokens()
+        out = []
+        for word in words:
+            row = self.conn.execute("SELECT count FROM counts WHERE token = ?", (word,))
+            count = (row.fetchone() or (0,))[0]
+            out.append({"token": word, "count": count, "share": count / total if total else 0.0})
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        by_status = dict(
+            self.conn.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall()
+        )
+        size = sum(
+            p.stat().st_size
+            for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))
+            if p.exists()
+        )
+        return {
+            "files_counted": by_status.get(COUNTED, 0),
+            "files_not_counted": sum(n for s, n in by_status.items() if s != COUNTED),
+            "total_tokens": self.total_tokens(),
+            "distinct_tokens": self.conn.execute("SELECT COUNT(*) FROM counts").fetchone()[0],
+            "database_bytes": size,
+            "last_merge": self.meta("last_merge"),
+        }
+
+    def files(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        where, args = ("status = ?", [status]) if status else (None, [])
+        return list(
+            self.db["files"].rows_where(where, args, order_by="counted_at, path", limit=limit)
+        )
+
+
+class _Transaction:
+    """`BEGIN IMMEDIATE` … `COMMIT`, or `ROLLBACK` on any error.
+
+    IMMEDIATE takes the write lock up front, so a busy database makes us wait
+    (busy_timeout) at BEGIN instead of failing half-way through.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+

@@ -1,0 +1,165 @@
+"""Worker side: read, decode, tokenize, filter and count.
+
+`init_worker` runs once in each pool process (loads jieba and the user
+dictionaries); `count_task` is the top-level, picklable function the pool calls.
+The filter is pure and shared with the tests' reference count.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import stat
+import sys
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import jieba
+
+from .config import TokenizerSettings
+from .decoding import DecodeFailure, decode
+from .work import COUNTED, FAILED, SKIPPED, VANISHED, Piece, PieceResult, Task, TaskResult
+
+_PUNCT_OR_SYMBOL = frozenset("PS")
+
+
+def is_countable(token: str) -> bool:
+    """False for tokens that are all whitespace, or all punctuation and symbols."""
+    if not token or token.isspace():
+        return False
+    return not all(unicodedata.category(ch)[0] in _PUNCT_OR_SYMBOL for ch in token)
+
+
+def load_stopwords(path: Path | None, lowercase: bool) -> frozenset[str]:
+    """One word a line, UTF-8; blank lines ignored."""
+    if path is None:
+        return frozenset()
+    words = (line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines())
+    return frozenset((w.lower() if lowercase else w) for w in words if w)
+
+
+class Tokenizer:
+    """jieba with our settings, plus the token filter, memoized per distinct token."""
+
+    def __init__(self, settings: TokenizerSettings) -> None:
+        jieba.setLogLevel(logging.WARNING)
+        self.settings = settings
+        self._jieba = jieba.Tokenizer()
+        self._jieba.initialize()
+        for path in settings.user_dict:
+            self._jieba.load_userdict(str(path))
+        self._stopwords = load_stopwords(settings.stopwords, settings.lowercase)
+        self._normal: dict[str, str | None] = {}
+
+    def cut(self, text: str) -> Iterator[str]:
+        """The raw jieba tokens of `text`, in the configured mode."""
+        s = self.settings
+        if s.mode == "search":
+            return self._jieba.cut_for_search(text, HMM=s.hmm)
+        return self._jieba.cut(text, cut_all=s.mode == "full", HMM=s.hmm)
+
+    def normalize(self, token: str) -> str | None:
+        """The token as counted (lowercased if configured), or None if filtered out."""
+        s = self.settings
+        word = token.lower() if s.lowercase else token
+        if len(word) < s.min_length or word in self._stopwords or not is_countable(word):
+            return None
+        return word
+
+    def count(self, text: str) -> Counter[str]:
+        """Filtered token counts of `text`."""
+        return self.filtered(Counter(self.cut(text)))
+
+    def filtered(self, raw: Counter[str]) -> Counter[str]:
+        memo = self._normal
+        out: Counter[str] = Counter()
+        for token, n in raw.items():
+            try:
+                word = memo[token]
+            except KeyError:
+                word = memo[token] = self.normalize(token)
+            if word is not None:
+                out[word] += n
+        return out
+
+
+def read_piece(piece: Piece) -> bytes:
+    """The bytes of a whole file, or of the lines that start in [start, end).
+
+    Opened non-blocking and checked to be a regular file, so a FIFO or device
+    dropped into the inbox cannot hang a worker.
+    """
+    fd = os.open(piece.file.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DecodeFailure(SKIPPED, "not a regular file")
+        if piece.end is None:
+            return f.read()
+        pos = piece.start
+        if pos > 0:
+            f.seek(pos - 1)
+            f.readline()  # the line that started before us belongs to the previous chunk
+            pos = f.tell()
+        if pos >= piece.end:
+            return b""
+        return f.read(piece.end - pos) + f.readline()
+
+
+_tokenizer: Tokenizer | None = None
+
+
+def init_worker(settings: TokenizerSettings) -> None:
+    """Pool initializer: die with the parent, ignore stop signals, load jieba once."""
+    global _tokenizer
+    _die_with_parent()
+    # The parent handles SIGINT/SIGTERM and finishes the batches in flight;
+    # a Ctrl+C or a service stop must not kill a worker mid-batch.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _tokenizer = Tokenizer(settings)
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def count_task(task: Task) -> TaskResult:
+    """Count a task in this worker; see `count_pieces`."""
+    assert _tokenizer is not None, "init_worker did not run"
+    return count_pieces(_tokenizer, task.id, task.pieces)
+
+
+def count_pieces(tokenizer: Tokenizer, task_id: int, pieces: Iterable[Piece]) -> TaskResult:
+    """Read, decode and count each piece; a piece that fails adds nothing to the total."""
+    total: Counter[str] = Counter()
+    results = []
+    for piece in pieces:
+        path = piece.file.path
+        data = b""
+        try:
+            data = read_piece(piece)
+            text, encoding = decode(data, piece.file.encoding)
+            counts = tokenizer.count(text)
+        except FileNotFoundError:
+            results.append(PieceResult(path, VANISHED, "deleted before it was read", 0, 0, ""))
+            continue
+        except DecodeFailure as exc:
+            results.append(PieceResult(path, exc.status, exc.reason, len(data), 0, ""))
+            continue
+        except OSError as exc:
+            reason = f"unreadable: {exc.strerror or exc}"
+            results.append(PieceResult(path, FAILED, reason, 0, 0, ""))
+            continue
+        total.update(counts)
+        results.append(PieceResult(path, COUNTED, "", len(data), counts.total(), encoding))
+    return TaskResult(task_id, dict(total), tuple(results))

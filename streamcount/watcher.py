@@ -1,0 +1,63 @@
+"""watchdog observer -> a queue of (kind, path) sightings for the daemon's loop.
+
+The handler runs on the observer's thread and only hands events off; all
+decisions are made in the main loop. Kinds: "complete" (closed after write,
+or renamed into the tree), "changed" (created or modified: settle first),
+"folder" (a folder appeared: scan it, since files written into it before its
+watch was added raise no events).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from pathlib import Path
+
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+Sighting = tuple[str, str]
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, out: queue.Queue[Sighting]) -> None:
+        self.out = out
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        kind = event.event_type
+        path = os.fsdecode(event.dest_path if kind == EVENT_TYPE_MOVED else event.src_path)
+        if event.is_directory:
+            if kind in (EVENT_TYPE_CREATED, EVENT_TYPE_MOVED):
+                self.out.put(("folder", path))
+        elif kind in (EVENT_TYPE_CLOSED, EVENT_TYPE_MOVED):
+            self.out.put(("complete", path))
+        elif kind in (EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED):
+            self.out.put(("changed", path))
+
+
+class Watcher:
+    """One observer over every watched root, recursively."""
+
+    def __init__(self, roots: list[Path], out: queue.Queue[Sighting]) -> None:
+        self._observer = Observer()
+        handler = _Handler(out)
+        for root in roots:
+            self._observer.schedule(handler, str(root), recursive=True)
+
+    def start(self) -> None:
+        self._observer.start()
+
+    def alive(self) -> bool:
+        return self._observer.is_alive()
+
+    def stop(self) -> None:
+        self._observer.stop()
+        if self._observer.is_alive():
+            self._observer.join(timeout=5)

@@ -1,0 +1,64 @@
+"""The units of work that travel between the parent and the worker processes.
+
+Plain, picklable dataclasses: what to count (a FileRef, cut into Pieces, grouped
+into a Task) and what came back (a PieceResult per piece, a TaskResult per task).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Ledger statuses. "vanished" never reaches the ledger: a file deleted before
+# it was read has nothing to count, and is counted if it comes back.
+COUNTED, SKIPPED, FAILED, VANISHED = "counted", "skipped", "failed", "vanished"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file as discovered: its path, what stat said, and how to decode it."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    encoding: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A whole file (end is None), or the lines that start in [start, end)."""
+
+    file: FileRef
+    start: int = 0
+    end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """What one worker call counts: whole files, or one chunk of a large file."""
+
+    id: int
+    pieces: tuple[Piece, ...]
+
+    @property
+    def is_chunk(self) -> bool:
+        return self.pieces[0].end is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PieceResult:
+    path: str
+    status: str
+    reason: str
+    bytes: int
+    tokens: int
+    encoding: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """One combined count for the task's counted pieces, and a result per piece."""
+
+    task_id: int
+    counts: dict[str, int]
+    pieces: tuple[PieceResult, ...]
