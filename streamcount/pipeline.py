@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -91,12 +92,16 @@ class Pipeline:
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver, not fork: the daemon runs threads (watchdog), and forking
         # a process that runs threads can deadlock the child.
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=self.config.workers,
             mp_context=multiprocessing.get_context("forkserver"),
             initializer=init_worker,
             initargs=(self.config.tokenizer,),
         )
+        # Start every worker now (they load jieba, ~1 s), not on the first file.
+        for _ in range(self.config.workers):
+            pool.submit(os.getpid)
+        return pool
 
     # -- state ---------------------------------------------------------------
 

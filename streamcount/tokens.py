@@ -106,7 +106,9 @@ def read_piece(piece: Piece) -> bytes:
             pos = f.tell()
         if pos >= piece.end:
             return b""
-        return f.read(piece.end - pos) + f.readline()
+        data = f.read(piece.end - pos)
+        # finish our last line, unless we stopped right after its newline
+        return data if data.endswith(b"\n") else data + f.readline()
 
 
 _tokenizer: Tokenizer | None = None

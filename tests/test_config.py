@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pytest
+
+from streamcount.config import Config, ConfigError, WatchDir, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_when_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STREAMCOUNT_CONFIG", raising=False)
+    assert load_config(None) == Config()
+
+
+def test_full_file_resolves_paths_from_its_folder(tmp_path):
+    path = write(
+        tmp_path,
+        """
+db = "data/x.db"
+workers = 3
+[discovery]
+watch = ["in", { path = "gbk", encoding = "gb18030" }]
+settle_seconds = 1
+[batching]
+batch_max_files = 10
+[tokenizer]
+mode = "search"
+hmm = false
+user_dict = ["dict.txt"]
+""",
+    )
+    cfg = load_config(path)
+    assert cfg.db == tmp_path / "data/x.db"
+    assert cfg.workers == 3
+    assert cfg.watch == (WatchDir(tmp_path / "in"), WatchDir(tmp_path / "gbk", "gb18030"))
+    assert cfg.settle_seconds == 1.0
+    assert cfg.batch_max_files == 10
+    assert cfg.tokenizer.mode == "search" and cfg.tokenizer.hmm is False
+    assert cfg.tokenizer.user_dict == (tmp_path / "dict.txt",)
+
+
+def test_env_var_names_the_file(tmp_path, monkeypatch):
+    path = write(tmp_path, "workers = 5\n")
+    monkeypatch.setenv("STREAMCOUNT_CONFIG", str(path))
+    assert load_config(None).workers == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour = 1\n", "unknown key 'colour'"),
+        ("[batching]\nbatch_size = 3\n", "unknown key 'batching.batch_size'"),
+        ("workers = 0\n", "'workers' must be a positive int"),
+        ('workers = "two"\n', "'workers' must be int, not str"),
+        ("[tokenizer]\nmode = \"fast\"\n", "'tokenizer.mode' must be one of"),
+        ("[tokenizer]\nhmm = 1\n", "'tokenizer.hmm' must be bool"),
+        ('[discovery]\nwatch = [{ path = "x", encoding = "klingon" }]\n', "unknown encoding"),
+        ("workers = \n", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_file_and_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_explicit_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_override_keeps_unset_values():
+    cfg = Config(workers=4).override(workers=None, db=Path("/x.db"))
+    assert cfg.workers == 4 and cfg.db == Path("/x.db")
