@@ -1,0 +1,98 @@
+"""The CLI as users run it: a real subprocess, real output formats and exit codes."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .helpers import make_text, reference_counts
+
+
+def cli(*args, cwd=None, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "streamcount", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, env=env, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def counted(tmp_path_factory):
+    import random
+
+    tmp = tmp_path_factory.mktemp("cli")
+    rng = random.Random(7)
+    texts = [make_text(rng) for _ in range(12)]
+    (tmp / "in").mkdir()
+    for i, text in enumerate(texts):
+        (tmp / "in" / f"{i}.txt").write_text(text, encoding="utf-8")
+    (tmp / "in" / "bin.txt").write_bytes(b"\0\1\2")
+    db = tmp / "db.sqlite"
+    result = cli("ingest", tmp / "in", "--db", db, "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert "12 files counted, 1 skipped, 0 failed, 0 already counted" in result.stdout
+    return db, reference_counts(texts)
+
+
+def test_ingest_twice_counts_nothing_twice(counted, tmp_path):
+    db, _ = counted
+    result = cli("ingest", db.parent / "in", "--db", db)
+    assert "0 files counted, 0 skipped, 0 failed, 13 already counted" in result.stdout
+
+
+def test_top_formats(counted):
+    db, ref = counted
+    total = sum(ref.values())
+    expected = sorted(ref.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    rows = json.loads(cli("top", "5", "--db", db, "--json").stdout)
+    assert [(r["token"], r["count"]) for r in rows] == expected
+    assert rows[0]["rank"] == 1 and rows[0]["share"] == pytest.approx(expected[0][1] / total)
+    table = list(csv.reader(io.StringIO(cli("top", "5", "--db", db, "--csv").stdout)))
+    assert table[0] == ["rank", "token", "count", "share"]
+    assert [(r[1], int(r[2])) for r in table[1:]] == expected
+    text = cli("top", "--db", db).stdout.splitlines()
+    assert text[0].split() == ["rank", "token", "count", "share"] and len(text) == 21
+
+
+def test_count_stats_files(counted):
+    db, ref = counted
+    word = max(ref, key=ref.get)
+    rows = json.loads(cli("count", word, "不存在的词", "--db", db, "--json").stdout)
+    assert [(r["token"], r["count"]) for r in rows] == [(word, ref[word]), ("不存在的词", 0)]
+    stats = json.loads(cli("stats", "--db", db, "--json").stdout)
+    assert stats["files_counted"] == 12 and stats["files_not_counted"] == 1
+    assert stats["total_tokens"] == sum(ref.values()) and stats["distinct_tokens"] == len(ref)
+    skipped = json.loads(cli("files", "--status", "skipped", "--db", db, "--json").stdout)
+    assert [r["path"].rsplit("/", 1)[1] for r in skipped] == ["bin.txt"]
+    assert "binary" in skipped[0]["reason"]
+
+
+def test_sql(counted):
+    db, ref = counted
+    out = cli("sql", "SELECT sum(count) AS n FROM counts", "--db", db, "--json")
+    assert json.loads(out.stdout) == [{"n": sum(ref.values())}]
+    refused = cli("sql", "DELETE FROM counts", "--db", db)
+    assert refused.returncode == 2
+    assert "refused" in refused.stderr and "Traceback" not in refused.stderr
+    stats = json.loads(cli("stats", "--db", db, "--json").stdout)
+    assert stats["total_tokens"] == sum(ref.values())
+
+
+def test_clear_errors(tmp_path):
+    missing = cli("top", "--db", tmp_path / "none.db")
+    assert missing.returncode == 2 and "no database at" in missing.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("colour = 'blue'\n")
+    result = cli("run", "--config", bad)
+    assert result.returncode == 2
+    assert f"{bad}: unknown key 'colour'" in result.stderr and "Traceback" not in result.stderr
+    nowatch = cli("run", "--watch", tmp_path / "nope", "--db", tmp_path / "x.db")
+    assert nowatch.returncode == 2 and "does not exist" in nowatch.stderr
+
+
+def test_python_dash_m_and_config_discovery(tmp_path):
+    (tmp_path / "config.toml").write_text('db = "found.db"\n')
+    result = cli("top", cwd=tmp_path)
+    assert result.returncode == 2 and f"no database at {tmp_path / 'found.db'}" in result.stderr

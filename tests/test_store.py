@@ -1,0 +1,94 @@
+import sqlite3
+from collections import Counter
+
+import pytest
+
+from streamcount.config import TokenizerSettings
+from streamcount.store import LedgerRow, Merge, Store, StoreError
+
+
+def row(path: str, tokens: int = 3, status: str = "counted") -> LedgerRow:
+    return LedgerRow(path, 10, 1, 2, tokens, status, "", "utf-8")
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open_writer(tmp_path / "db.sqlite", TokenizerSettings())
+    yield s
+    s.close()
+
+
+def counts(store: Store) -> Counter:
+    return Counter(dict(store.conn.execute("SELECT token, count FROM counts")))
+
+
+def test_merge_is_additive_and_records_ledger(store):
+    store.merge([Merge({"北京": 2, "上海": 1}, [row("/a")])])
+    store.merge([Merge({"北京": 1}, [row("/b")]), Merge({"广州": 4}, [row("/c")])])
+    assert counts(store) == Counter({"北京": 3, "上海": 1, "广州": 4})
+    assert store.known_paths() == {"/a", "/b", "/c"}
+    assert store.total_tokens() == 8
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_failure_between_upsert_and_ledger_leaves_both_untouched(store):
+    store.merge([Merge({"北京": 2}, [row("/a")])])
+    # The ledger insert fails (the path is already there) after the upsert ran.
+    with pytest.raises(sqlite3.IntegrityError):
+        store.merge([Merge({"北京": 5, "新词": 1}, [row("/b"), row("/a")])])
+    assert counts(store) == Counter({"北京": 2})
+    assert store.known_paths() == {"/a"}
+    assert store.total_tokens() == 2
+    assert not store.conn.in_transaction
+
+
+def test_other_tokenizer_settings_are_refused(tmp_path):
+    path = tmp_path / "db.sqlite"
+    s = Store.open_writer(path, TokenizerSettings())
+    s.merge([Merge({"x": 1}, [row("/a")])])
+    s.close()
+    with pytest.raises(StoreError, match=r"other tokenizer settings .*mode: 'accurate'"):
+        Store.open_writer(path, TokenizerSettings(mode="search"))
+    Store.open_writer(path, TokenizerSettings()).close()
+
+
+def test_empty_database_adopts_new_settings(tmp_path):
+    path = tmp_path / "db.sqlite"
+    Store.open_writer(path, TokenizerSettings()).close()
+    Store.open_writer(path, TokenizerSettings(hmm=False)).close()
+
+
+def test_changed_user_dictionary_is_refused(tmp_path):
+    words = tmp_path / "dict.txt"
+    words.write_text("石墨烯 10 n\n", encoding="utf-8")
+    path = tmp_path / "db.sqlite"
+    s = Store.open_writer(path, TokenizerSettings(user_dict=(words,)))
+    s.merge([Merge({"x": 1}, [row("/a")])])
+    s.close()
+    words.write_text("石墨烯 10 n\n碳纳米管 10 n\n", encoding="utf-8")
+    with pytest.raises(StoreError, match="user_dict"):
+        Store.open_writer(path, TokenizerSettings(user_dict=(words,)))
+
+
+def test_reader_needs_an_existing_database(tmp_path):
+    with pytest.raises(StoreError, match="no database"):
+        Store.open_reader(tmp_path / "missing.db")
+    (tmp_path / "other.db").write_bytes(b"")
+    with pytest.raises(StoreError, match="not a streamcount database"):
+        Store.open_reader(tmp_path / "other.db")
+
+
+def test_queries(store):
+    store.merge([Merge({"的": 6, "北京": 3, "上海": 1}, [row("/a", 10), row("/b", 0, "skipped")])])
+    reader = Store.open_reader(store.path)
+    top = [(r["rank"], r["token"], r["count"]) for r in reader.top(2)]
+    assert top == [(1, "的", 6), (2, "北京", 3)]
+    assert reader.top(1)[0]["share"] == 0.6
+    assert reader.lookup(["北京", "无"]) == [
+        {"token": "北京", "count": 3, "share": 0.3},
+        {"token": "无", "count": 0, "share": 0.0},
+    ]
+    stats = reader.stats()
+    assert stats["files_counted"] == 1 and stats["files_not_counted"] == 1
+    assert stats["total_tokens"] == 10 and stats["distinct_tokens"] == 3
+    assert [r["path"] for r in reader.files("skipped")] == ["/b"]
