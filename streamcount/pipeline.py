@@ -90,13 +90,16 @@ class Pipeline:
         self._retry_at = 0.0
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        # forkserver, not fork: the daemon runs threads (watchdog), and forking
-        # a process that runs threads can deadlock the child.
+        # spawn, not fork: the daemon runs threads (watchdog), and forking a
+        # process that runs threads can deadlock the child. Not forkserver
+        # either: its workers are the server's children and hold its liveness
+        # pipe open, so neither it nor they notice when the daemon is killed;
+        # spawned workers are the daemon's own and die with it (PDEATHSIG).
         pool = ProcessPoolExecutor(
             max_workers=self.config.workers,
-            mp_context=multiprocessing.get_context("forkserver"),
+            mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
-            initargs=(self.config.tokenizer,),
+            initargs=(self.config.tokenizer, os.getpid()),
         )
         # Start every worker now (they load jieba, ~1 s), not on the first file.
         for _ in range(self.config.workers):
@@ -151,6 +154,7 @@ class Pipeline:
             self._restart_pool(self._generation)
             future = self._pool.submit(count_task, task)
         self._inflight[future] = (task, self._generation)
+        log.debug("sent task %d (%d pieces)", task.id, len(task.pieces))
 
     def _collect(self, future: Future[TaskResult]) -> None:
         task, generation = self._inflight.pop(future)

@@ -114,10 +114,11 @@ def read_piece(piece: Piece) -> bytes:
 _tokenizer: Tokenizer | None = None
 
 
-def init_worker(settings: TokenizerSettings) -> None:
-    """Pool initializer: die with the parent, ignore stop signals, load jieba once."""
+def init_worker(settings: TokenizerSettings, parent: int) -> None:
+    """Pool initializer: die with the parent (pid `parent`), ignore stop signals,
+    load jieba once."""
     global _tokenizer
-    _die_with_parent()
+    _die_with(parent)
     # The parent handles SIGINT/SIGTERM and finishes the batches in flight;
     # a Ctrl+C or a service stop must not kill a worker mid-batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -125,13 +126,11 @@ def init_worker(settings: TokenizerSettings) -> None:
     _tokenizer = Tokenizer(settings)
 
 
-def _die_with_parent() -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before prctl took effect
+def _die_with(parent: int) -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before we got here
         os._exit(1)
 
 
