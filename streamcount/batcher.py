@@ -54,8 +54,13 @@ class Batcher:
             return float("-inf")
         return self._files[0][1] + self.max_wait if self._files else None
 
-    def take(self, now: float, flush: bool = False) -> Task | None:
-        """The next task that is due, or None. `flush` sends partial batches now."""
+    def take(self, now: float, flush: bool = False, share: int = 1) -> Task | None:
+        """The next task that is due, or None. `flush` sends partial batches now.
+
+        `share` is how many tasks the caller could start now: a backlog's
+        bytes are split evenly between them (within the bounds) rather than into
+        full-size batches, so no worker idles while another finishes a big one.
+        """
         if self._chunks:
             return self._chunks.popleft()
         if not self._files:
@@ -68,11 +73,12 @@ class Batcher:
         )
         if not due:
             return None
+        max_bytes = min(self.max_bytes, -(-self._bytes // share))
         pieces: list[Piece] = []
         size = 0
         while self._files and len(pieces) < self.max_files:
             ref = self._files[0][0]
-            if pieces and size + ref.size > self.max_bytes:
+            if pieces and size + ref.size > max_bytes:
                 break
             self._files.popleft()
             pieces.append(Piece(ref))

@@ -141,8 +141,8 @@ class Pipeline:
     def _submit(self, now: float, flush: bool) -> None:
         if self._finished and self._merge_failures:
             return  # the writer is failing: do not pile up more results in memory
-        while len(self._inflight) < TASKS_PER_WORKER * self.config.workers:
-            task = self.batcher.take(now, flush)
+        while (free := TASKS_PER_WORKER * self.config.workers - len(self._inflight)) > 0:
+            task = self.batcher.take(now, flush, share=free)
             if task is None:
                 return
             self._send(task)

@@ -57,3 +57,11 @@ def test_flush_sends_partial_batches():
     b.add(ref("a"), 0)
     assert b.take(0) is None
     assert b.take(0, flush=True) is not None
+
+
+def test_backlog_is_shared_between_free_workers():
+    b = Batcher(max_files=1000, max_bytes=10**9, max_wait=0, chunk_bytes=10**6)
+    for i in range(10):
+        b.add(ref(str(i)), 0)
+    sizes = [len(b.take(0, share=s).pieces) for s in (4, 3, 2, 1)]
+    assert sizes == [2, 2, 3, 3]  # bytes 100 / 4 = 25 -> 2 files; 80 / 3 -> 2; ...

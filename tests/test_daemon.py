@@ -3,7 +3,6 @@
 import os
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 
@@ -144,12 +143,15 @@ def test_second_signal_exits_at_once_and_loses_nothing(tmp_path, rng, daemon_fac
 
 
 def descendants(pid):
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True)
+    """Every live process below `pid`, read from /proc."""
     children = {}
-    for line in out.stdout.split("\n"):
-        if line.strip():
-            child, parent = map(int, line.split())
-            children.setdefault(parent, []).append(child)
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
