@@ -145,7 +145,7 @@ def test_second_signal_exits_at_once_and_loses_nothing(tmp_path, rng, daemon_fac
 def descendants(pid):
     """Every live process below `pid`, read from /proc."""
     children = {}
-    for entry in os.listdir("/proc"):
+    for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{entry}/stat") as f:
                 ppid = int(f.read().rsplit(")", 1)[1].split()[1])
