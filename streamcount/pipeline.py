@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import sqlite3
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -32,7 +32,7 @@ from .writerlock import WriterLock
 log = logging.getLogger(__name__)
 
 TASKS_PER_WORKER = 2
-MAX_ATTEMPTS = 3  # a task whose worker died this often is split, then failed
+MAX_ATTEMPTS = 3  # a file that kills its worker this often, alone, is marked failed
 RETRY_SECONDS = (0.5, 1, 2, 5, 10, 30)  # writer back-off after a failed merge
 
 
@@ -83,6 +83,8 @@ class Pipeline:
         self._generation = 0  # which pool a task was sent to; bumped on restart
         self._inflight: dict[Future[TaskResult], tuple[Task, int]] = {}
         self._attempts: Counter[int] = Counter()
+        self._suspects: deque[Task] = deque()  # tasks of a pool that broke (see _retry)
+        self._isolated: int | None = None
         self._chunked: dict[str, _Assembly] = {}
         self._finished: list[Merge] = []
         self._finished_progress = Progress()
@@ -119,7 +121,9 @@ class Pipeline:
 
     @property
     def busy(self) -> bool:
-        return bool(len(self.batcher) or self._inflight or self._finished or self._chunked)
+        return bool(
+            len(self.batcher) or self._inflight or self._finished or self._chunked or self._suspects
+        )
 
     def add(self, ref: FileRef, now: float) -> None:
         chunks = self.batcher.add(ref, now)
@@ -141,6 +145,12 @@ class Pipeline:
     def _submit(self, now: float, flush: bool) -> None:
         if self._finished and self._merge_failures:
             return  # the writer is failing: do not pile up more results in memory
+        if self._suspects:  # after a worker died: one suspect at a time, alone
+            if not self._inflight:
+                task = self._suspects.popleft()
+                self._isolated = task.id
+                self._send(task)
+            return
         while (free := TASKS_PER_WORKER * self.config.workers - len(self._inflight)) > 0:
             task = self.batcher.take(now, flush, share=free)
             if task is None:
@@ -175,20 +185,30 @@ class Pipeline:
         self._finished.append(Merge(result.counts, rows))
 
     def _retry(self, task: Task) -> None:
-        """A worker died (killed, out of memory, crashed) while `task` was in its pool."""
+        """A worker died (killed, out of memory, crashed) while `task` was in its pool.
+
+        Every task of a broken pool fails, so blame needs care: they become
+        suspects, re-run one at a time with nothing else in flight. A suspect
+        that breaks the pool alone is guilty: a batch is split into single
+        files; a single file is retried, then marked failed after MAX_ATTEMPTS.
+        """
+        isolated = len(self._inflight) == 0 and self._isolated == task.id
+        self._isolated = None
+        if not isolated:
+            self._suspects.append(task)
+            return
+        if len(task.pieces) > 1:
+            log.warning("task %d killed a worker; retrying its files one by one", task.id)
+            self._suspects.extend(self.batcher.new_task((p,)) for p in task.pieces)
+            return
         self._attempts[task.id] += 1
+        piece = task.pieces[0]
         if self._attempts[task.id] < MAX_ATTEMPTS:
-            log.warning("a worker died; retrying task %d (%d files)", task.id, len(task.pieces))
-            self._send(task)
+            log.warning("%s killed a worker; retrying it", piece.file.path)
+            self._suspects.appendleft(task)
             return
         del self._attempts[task.id]
-        if len(task.pieces) > 1:  # find the file that kills workers: send each alone
-            for piece in task.pieces:
-                self._send(self.batcher.new_task((piece,)))
-            return
-        piece = task.pieces[0]
         reason = f"worker process died {MAX_ATTEMPTS} times counting it"
-        log.warning("%s: failed: %s", piece.file.path, reason)
         failed = PieceResult(piece.file.path, FAILED, reason, 0, 0, "")
         if task.is_chunk:
             self._assemble(piece.file, failed, {})

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import jieba
 
+from . import failpoints
 from .config import TokenizerSettings
 from .decoding import DecodeFailure, decode
 from .work import COUNTED, FAILED, SKIPPED, VANISHED, Piece, PieceResult, Task, TaskResult
@@ -148,6 +149,7 @@ def count_pieces(tokenizer: Tokenizer, task_id: int, pieces: Iterable[Piece]) ->
         path = piece.file.path
         data = b""
         try:
+            failpoints.hit("worker-read", path)
             data = read_piece(piece)
             text, encoding = decode(data, piece.file.encoding)
             counts = tokenizer.count(text)

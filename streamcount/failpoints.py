@@ -1,0 +1,31 @@
+"""Deterministic crash points for tests: die here, now, as a SIGKILL would.
+
+`STREAMCOUNT_FAILPOINTS` is a comma-separated list of `name` or
+`name=text`; with `text`, the point fires only when its detail (a path, for
+instance) contains that text. Unset in production: then `hit` costs one
+dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV = "STREAMCOUNT_FAILPOINTS"
+
+
+def _parse(spec: str) -> dict[str, str]:
+    points = {}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, _, text = item.partition("=")
+        points[name] = text
+    return points
+
+
+_POINTS = _parse(os.environ.get(ENV, ""))
+
+
+def hit(name: str, detail: str = "") -> None:
+    """Exit at once (status 137, no clean-up) if failpoint `name` is armed for `detail`."""
+    text = _POINTS.get(name)
+    if text is not None and text in detail:
+        os._exit(137)
