@@ -23,8 +23,9 @@ from .daemon import DaemonError
 from .ingest import ingest as ingest_files
 from .output import emit
 from .sqlquery import QueryError, run_query
+from .statusfile import read_status
 from .store import Store, StoreError
-from .writerlock import LockError
+from .writerlock import LockError, lock_holder
 
 app = typer.Typer(
     add_completion=False,
@@ -216,6 +217,35 @@ def files(
     rows = _reader(config, db).files(status, limit)
     columns = ["path", "size", "tokens", "status", "reason", "encoding", "counted_at"]
     emit(columns, [[r[c] for c in columns] for r in rows], fmt)
+
+
+@app.command()
+def status(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """Is a daemon running on this database, and what is it doing?
+
+    Alive means it holds the database's writer lock (the kernel drops the
+    lock when a process dies, however it dies); the details come from the
+    status file it refreshes every 2 s. Exit status 0 if running, 3 if not.
+    """
+    path = _config(config, db).db
+    holder = lock_holder(path)
+    info = read_status(path) or {}
+    running = holder is not None
+    if as_json:
+        typer.echo(json.dumps({"running": running, "writer_pid": holder, **info}, indent=1))
+    elif running and info.get("pid") == holder:
+        typer.echo(
+            f"running: pid {holder} since {info['started_at']}; backlog {info['backlog']}, "
+            f"in flight {info['in_flight']}, {info['counted_since_start']} files counted "
+            f"since start ({info['files_per_second']} files/s); last merge {info['last_merge']}"
+        )
+    elif running:
+        typer.echo(f"running: pid {holder} holds {path} (a one-shot ingest, or starting up)")
+    else:
+        last = f"; last seen {info['state']} at {info['updated_at']}" if info else ""
+        typer.echo(f"not running on {path}{last}")
+    if not running:
+        raise typer.Exit(3)
 
 
 @app.command()

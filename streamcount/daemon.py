@@ -15,18 +15,22 @@ import queue
 import signal
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 from .config import Config, WatchDir
 from .discovery import Rules, file_ref, regular_stat, scan
+from .notify import Notifier
 from .pipeline import Pipeline, Progress, open_pipeline
 from .readiness import Readiness
+from .statusfile import write_status
 from .watcher import Sighting, Watcher
 
 log = logging.getLogger(__name__)
 
 TICK = 0.05  # longest the loop sleeps before looking at events, results and clocks
+STATUS_SECONDS = 2.0  # how often STATUS and the status file are refreshed
 
 
 class DaemonError(Exception):
@@ -64,12 +68,19 @@ class Daemon:
         self.sightings: queue.Queue[Sighting] = queue.Queue()
         self.readiness = Readiness(config.settle_seconds, pipeline.store.known_paths())
         self.watcher = Watcher([d.path for d in config.watch], self.sightings)
+        self.notifier = Notifier()
+        self.started_at = _utc_now()
         self.counted = 0
+        self.last_merge: str | None = None
+        self._next_ping = self._next_status = 0.0
+        self._status_at = time.monotonic()
+        self._counted_at_status = 0
 
     def run(self) -> None:
         self.watcher.start()
         self.rescan()
         next_rescan = time.monotonic() + self.config.rescan_seconds
+        self.notifier.send("READY=1", f"STATUS={self._status_line(0.0)}")
         log.info(
             "watching %s; %d files already in the ledger, %d queued",
             ", ".join(str(d.path) for d in self.config.watch),
@@ -87,11 +98,56 @@ class Daemon:
                 self.rescan()
                 next_rescan = time.monotonic() + self.config.rescan_seconds
             self._report(self.pipeline.pump(TICK if self.pipeline.inflight else 0))
-        log.info(
-            "signal %d: finishing %d tasks in flight", self.stop.signum, self.pipeline.inflight
-        )
+            self._heartbeat(time.monotonic())
+        message = f"signal {self.stop.signum}: finishing {self.pipeline.inflight} tasks in flight"
+        log.info(message)
+        self.notifier.send("STOPPING=1", f"STATUS={message}")
+        self._write_status("stopping")
         self.watcher.stop()
         self._report(self.pipeline.finish())
+        self._write_status("stopped")
+        self.notifier.close()
+
+    def _heartbeat(self, now: float) -> None:
+        """Periodic signs of life: the watchdog ping, STATUS, the status file.
+
+        They are sent from the loop itself, so a loop stuck anywhere (a merge
+        that never returns) stops the pings and systemd restarts the service.
+        """
+        interval = self.notifier.watchdog_interval
+        if interval and now >= self._next_ping:
+            self.notifier.send("WATCHDOG=1")
+            self._next_ping = now + interval
+        if now >= self._next_status:
+            rate = (self.counted - self._counted_at_status) / max(now - self._status_at, 1e-9)
+            self._status_at, self._counted_at_status = now, self.counted
+            self.notifier.send(f"STATUS={self._status_line(rate)}")
+            self._write_status("running", rate)
+            self._next_status = now + STATUS_SECONDS
+
+    def _status_line(self, rate: float) -> str:
+        return (
+            f"{self.counted} files counted since start, backlog {self.pipeline.backlog}, "
+            f"in flight {self.pipeline.inflight}, {rate:.1f} files/s"
+        )
+
+    def _write_status(self, state: str, rate: float = 0.0) -> None:
+        status = {
+            "pid": os.getpid(),
+            "state": state,
+            "started_at": self.started_at,
+            "updated_at": _utc_now(),
+            "watching": [str(d.path) for d in self.config.watch],
+            "backlog": self.pipeline.backlog,
+            "in_flight": self.pipeline.inflight,
+            "counted_since_start": self.counted,
+            "files_per_second": round(rate, 2),
+            "last_merge": self.last_merge,
+        }
+        try:
+            write_status(self.config.db, status)
+        except OSError as exc:
+            log.warning("cannot write the status file: %s", exc)
 
     def rescan(self) -> None:
         """Offer every wanted file under every root: the source of truth."""
@@ -163,11 +219,16 @@ class Daemon:
             if row.status != "counted":
                 log.warning("%s: %s: %s", row.path, row.status, row.reason)
         self.counted += len(progress.rows)
+        self.last_merge = _utc_now()
         log.info(
             "merged %d files, %d tokens in %.0f ms; backlog %d, in flight %d",
             len(progress.rows), tokens, progress.seconds * 1000,
             self.pipeline.backlog, self.pipeline.inflight,
         )  # fmt: skip
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def check_watch_dirs(config: Config) -> None:

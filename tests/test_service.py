@@ -1,0 +1,101 @@
+"""Service behaviour: the systemd notify protocol and `streamcount status`."""
+
+import json
+import os
+import signal
+import socket
+import threading
+
+import pytest
+
+from .helpers import db_ledger, make_text, wait_until
+from .test_cli import cli
+
+
+class NotifyListener:
+    """A unix datagram socket standing in for systemd; keeps every message."""
+
+    def __init__(self, address: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+        self.running = True
+        self.thread = threading.Thread(target=self._listen, daemon=True)
+        self.thread.start()
+
+    def _listen(self) -> None:
+        while self.running:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    def fields(self) -> list[str]:
+        return [f for m in list(self.messages) for f in m.split("\n")]
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("abstract", [False, True], ids=["path", "abstract"])
+def test_notify_ready_status_watchdog_stopping_in_order(tmp_path, rng, daemon_factory, abstract):
+    address = f"@streamcount-test-{os.getpid()}" if abstract else str(tmp_path / "notify.sock")
+    listener = NotifyListener(address)
+    try:
+        env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"}
+        daemon = daemon_factory(env=env).start()
+        wait_until(lambda: "READY=1" in listener.fields(), what="READY=1")
+        (tmp_path / "inbox" / "a.txt").write_text(make_text(rng))
+        wait_until(
+            lambda: any(f.startswith("STATUS=1 files counted") for f in listener.fields()),
+            what="a STATUS line with the file counted",
+        )
+        wait_until(lambda: listener.fields().count("WATCHDOG=1") >= 3, what="watchdog pings")
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+        wait_until(lambda: "STOPPING=1" in listener.fields(), what="STOPPING=1")
+    finally:
+        listener.close()
+    fields = listener.fields()
+    ready, stopping = fields.index("READY=1"), fields.index("STOPPING=1")
+    first_status = next(i for i, f in enumerate(fields) if f.startswith("STATUS="))
+    first_ping = fields.index("WATCHDOG=1")
+    assert ready < first_ping < stopping and first_status <= ready + 1
+    assert "WATCHDOG=1" not in fields[stopping:]
+
+
+def test_without_notify_socket_nothing_is_sent(daemon_factory):
+    daemon = daemon_factory(env={"NOTIFY_SOCKET": ""}).start()
+    assert daemon.stop() == 0
+
+
+def test_status_command(tmp_path, rng, daemon_factory):
+    db = tmp_path / "db.sqlite"
+    daemon = daemon_factory().start()
+    (tmp_path / "inbox" / "a.txt").write_text(make_text(rng))
+    wait_until(lambda: db_ledger(db), what="the file counted")
+
+    def status():
+        return cli("status", "--db", db, "--json")
+
+    wait_until(lambda: json.loads(status().stdout).get("counted_since_start") == 1, what="status")
+    running = status()
+    info = json.loads(running.stdout)
+    assert running.returncode == 0
+    assert info["running"] and info["pid"] == info["writer_pid"] == daemon.pid
+    assert info["state"] == "running" and info["backlog"] == 0 and info["last_merge"]
+    text = cli("status", "--db", db)
+    assert text.returncode == 0 and f"running: pid {daemon.pid} since" in text.stdout
+
+    daemon.kill()  # no chance to update its status file: the lock tells the truth
+    dead = cli("status", "--db", db)
+    assert dead.returncode == 3
+    assert "not running" in dead.stdout and "last seen running" in dead.stdout
+
+    again = daemon_factory().start()
+    assert again.stop() == 0
+    stopped = cli("status", "--db", db)
+    assert stopped.returncode == 3 and "last seen stopped" in stopped.stdout
