@@ -50,6 +50,9 @@ class Config:
     db: Path = Path("streamcount.db")
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     log_level: str = "INFO"
+    log_format: str = "text"
+    metrics_port: int = 0
+    metrics_address: str = "127.0.0.1"
     watch: tuple[WatchDir, ...] = ()
     include: tuple[str, ...] = ("*.txt",)
     exclude: tuple[str, ...] = (".*", "*.tmp", "*.part", "*.swp", "*~")
@@ -78,8 +81,18 @@ def _log_level(value: str) -> str | None:
     return None if value.upper() in levels else f"must be one of {', '.join(levels)}"
 
 
-def _mode(value: str) -> str | None:
-    return None if value in MODES else f"must be one of {', '.join(MODES)}"
+def _one_of(*choices: str) -> Any:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
+_mode = _one_of(*MODES)
+
+
+def _port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "must be a port number, or 0 for off"
 
 
 def _encoding(value: str) -> str | None:
@@ -98,6 +111,9 @@ _SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "db": (str, None),
         "workers": (int, _positive(int)),
         "log_level": (str, _log_level),
+        "log_format": (str, _one_of("text", "json")),
+        "metrics_port": (int, _port),
+        "metrics_address": (str, None),
     },
     "discovery": {
         "watch": (list, None),
@@ -174,6 +190,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         db=resolve(top["db"]) if "db" in top else defaults.db,
         workers=top.get("workers", defaults.workers),
         log_level=top.get("log_level", defaults.log_level).upper(),
+        log_format=top.get("log_format", defaults.log_format),
+        metrics_port=top.get("metrics_port", defaults.metrics_port),
+        metrics_address=top.get("metrics_address", defaults.metrics_address),
         watch=tuple(_watch_dirs(disc.get("watch", []), path, resolve)),
         include=tuple(_strings(disc.get("include", defaults.include), path, "discovery.include")),
         exclude=tuple(_strings(disc.get("exclude", defaults.exclude), path, "discovery.exclude")),

@@ -21,6 +21,7 @@ from types import FrameType
 
 from .config import Config, WatchDir
 from .discovery import Rules, file_ref, regular_stat, scan
+from .metrics import Metrics
 from .notify import Notifier
 from .pipeline import Pipeline, Progress, open_pipeline
 from .readiness import Readiness
@@ -69,6 +70,7 @@ class Daemon:
         self.readiness = Readiness(config.settle_seconds, pipeline.store.known_paths())
         self.watcher = Watcher([d.path for d in config.watch], self.sightings)
         self.notifier = Notifier()
+        self.metrics = Metrics()
         self.started_at = _utc_now()
         self.counted = 0
         self.last_merge: str | None = None
@@ -77,6 +79,12 @@ class Daemon:
         self._counted_at_status = 0
 
     def run(self) -> None:
+        if self.config.metrics_port:
+            self.metrics.serve(self.config.metrics_address, self.config.metrics_port)
+            log.info(
+                "metrics on http://%s:%d/metrics",
+                self.config.metrics_address, self.config.metrics_port,
+            )  # fmt: skip
         self.watcher.start()
         self.rescan()
         next_rescan = time.monotonic() + self.config.rescan_seconds
@@ -107,6 +115,7 @@ class Daemon:
         self._report(self.pipeline.finish())
         self._write_status("stopped")
         self.notifier.close()
+        self.metrics.close()
 
     def _heartbeat(self, now: float) -> None:
         """Periodic signs of life: the watchdog ping, STATUS, the status file.
@@ -114,6 +123,7 @@ class Daemon:
         They are sent from the loop itself, so a loop stuck anywhere (a merge
         that never returns) stops the pings and systemd restarts the service.
         """
+        self.metrics.sample(self.pipeline)
         interval = self.notifier.watchdog_interval
         if interval and now >= self._next_ping:
             self.notifier.send("WATCHDOG=1")
@@ -208,6 +218,7 @@ class Daemon:
         self.watcher.start()
 
     def _report(self, progress: Progress) -> None:
+        self.metrics.record(progress)
         for path in progress.vanished:
             self.readiness.known.discard(path)
             log.info("%s: deleted before it was counted", path)

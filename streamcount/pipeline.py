@@ -42,13 +42,13 @@ class Progress:
 
     rows: list[LedgerRow] = field(default_factory=list)
     vanished: list[str] = field(default_factory=list)
-    tasks: int = 0
-    seconds: float = 0.0
+    task_seconds: list[float] = field(default_factory=list)  # send to result, per task
+    seconds: float = 0.0  # the merge transaction
 
     def extend(self, other: Progress) -> None:
         self.rows += other.rows
         self.vanished += other.vanished
-        self.tasks += other.tasks
+        self.task_seconds += other.task_seconds
 
 
 @dataclass(slots=True)
@@ -81,7 +81,7 @@ class Pipeline:
         )  # fmt: skip
         self._pool = self._new_pool()
         self._generation = 0  # which pool a task was sent to; bumped on restart
-        self._inflight: dict[Future[TaskResult], tuple[Task, int]] = {}
+        self._inflight: dict[Future[TaskResult], tuple[Task, int, float]] = {}
         self._attempts: Counter[int] = Counter()
         self._suspects: deque[Task] = deque()  # tasks of a pool that broke (see _retry)
         self._isolated: int | None = None
@@ -163,11 +163,11 @@ class Pipeline:
         except BrokenProcessPool:
             self._restart_pool(self._generation)
             future = self._pool.submit(count_task, task)
-        self._inflight[future] = (task, self._generation)
+        self._inflight[future] = (task, self._generation, time.monotonic())
         log.debug("sent task %d (%d pieces)", task.id, len(task.pieces))
 
     def _collect(self, future: Future[TaskResult]) -> None:
-        task, generation = self._inflight.pop(future)
+        task, generation, sent_at = self._inflight.pop(future)
         try:
             result = future.result()
         except BrokenProcessPool:
@@ -175,7 +175,7 @@ class Pipeline:
             self._retry(task)
             return
         self._attempts.pop(task.id, None)
-        self._finished_progress.tasks += 1
+        self._finished_progress.task_seconds.append(time.monotonic() - sent_at)
         if task.is_chunk:
             self._assemble(task.pieces[0].file, result.pieces[0], result.counts)
             return
@@ -271,7 +271,8 @@ class Pipeline:
                 progress.rows += merge.rows
             self._finished = []
         progress.vanished, self._finished_progress.vanished = self._finished_progress.vanished, []
-        progress.tasks, self._finished_progress.tasks = self._finished_progress.tasks, 0
+        progress.task_seconds = self._finished_progress.task_seconds
+        self._finished_progress.task_seconds = []
         return progress
 
     # -- ending ----------------------------------------------------------------

@@ -6,6 +6,7 @@ the decoded text of each file, the same filter, `collections.Counter`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -93,32 +94,39 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0, what: str
         time.sleep(0.05)
 
 
-def write_config(path: Path, watch: Path, db: Path, **extra: object) -> Path:
+def write_config(path: Path, watch: Path, db: Path, **settings: object) -> Path:
+    """A config file for tests: quick settle and batching, 2 workers, then `settings`."""
+    sections = {
+        "discovery": ("settle_seconds", "rescan_seconds", "include", "exclude"),
+        "batching": ("batch_max_wait", "batch_max_files", "batch_max_bytes", "chunk_bytes"),
+        "tokenizer": ("mode", "hmm", "user_dict", "stopwords", "lowercase", "min_length"),
+    }
     settings = {
+        "workers": 2,
         "settle_seconds": 1.0,
-        "rescan_seconds": 60.0,
         "batch_max_wait": 0.2,
         "batch_max_files": 50,
-        "chunk_bytes": 8 * 1024 * 1024,
-        "workers": 2,
-    } | extra
-    top = {k: v for k, v in settings.items() if k in ("workers", "log_level")}
-    sections = {
-        "discovery": ("settle_seconds", "rescan_seconds"),
-        "batching": ("batch_max_wait", "batch_max_files", "batch_max_bytes", "chunk_bytes"),
-    }
-    lines = [f'db = "{db}"'] + [f"{k} = {_toml(v)}" for k, v in top.items()]
-    lines += ["[discovery]", f'watch = ["{watch}"]']
+    } | settings
+    in_section = {k for keys in sections.values() for k in keys}
+    lines = [f'db = "{db}"']
+    lines += [f"{k} = {_toml(v)}" for k, v in settings.items() if k not in in_section]
     for section, keys in sections.items():
-        if section != "discovery":
-            lines.append(f"[{section}]")
+        lines.append(f"[{section}]")
+        if section == "discovery":
+            lines.append(f'watch = ["{watch}"]')
         lines += [f"{k} = {_toml(settings[k])}" for k in keys if k in settings]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def _toml(value: object) -> str:
-    return str(value).lower() if isinstance(value, bool) else repr(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str | Path):
+        return json.dumps(str(value))
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
 
 
 class DaemonProcess:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from .helpers import db_ledger, make_text, wait_until
+from .helpers import db_ledger, make_text, reference_counts, wait_until
 from .test_cli import cli
 
 
@@ -99,3 +99,53 @@ def test_status_command(tmp_path, rng, daemon_factory):
     assert again.stop() == 0
     stopped = cli("status", "--db", db)
     assert stopped.returncode == 3 and "last seen stopped" in stopped.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The samples of a Prometheus text page, by name and labels."""
+    from urllib.request import urlopen
+
+    with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_metrics_endpoint(tmp_path, rng, daemon_factory):
+    port = free_port()
+    daemon = daemon_factory(metrics_port=port).start()
+    inbox, db = tmp_path / "inbox", tmp_path / "db.sqlite"
+    texts = [make_text(rng) for _ in range(3)]
+    for i, text in enumerate(texts):
+        (inbox / f"{i}.txt").write_text(text)
+    (inbox / "bin.txt").write_bytes(b"\0\0")
+    wait_until(lambda: len(db_ledger(db)) == 4, what="the files")
+    samples = wait_until(
+        lambda: (s := scrape(port)).get('streamcount_files_total{status="counted"}') == 3 and s,
+        what="the counted files in the metrics",
+    )
+    assert samples['streamcount_files_total{status="skipped"}'] == 1
+    assert samples['streamcount_files_total{status="failed"}'] == 0
+    assert samples["streamcount_bytes_total"] == sum(len(t.encode()) for t in texts) + 2
+    assert samples["streamcount_tokens_total"] == sum(reference_counts(texts).values())
+    assert samples["streamcount_batch_seconds_count"] >= 1
+    assert samples["streamcount_merge_seconds_count"] >= 1
+    assert samples["streamcount_backlog"] == 0
+    assert samples["streamcount_workers_alive"] == 2
+    assert daemon.stop() == 0
+
+
+def test_metrics_off_by_default(daemon_factory):
+    daemon = daemon_factory().start()
+    assert not daemon.saw("metrics on")
+    assert daemon.stop() == 0
