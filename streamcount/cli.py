@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ from . import daemon
 from .config import Config, ConfigError, load_config, watch_dirs_from_flags
 from .daemon import DaemonError
 from .ingest import ingest as ingest_files
+from .logs import setup_logging
 from .output import emit
 from .sqlquery import QueryError, run_query
 from .statusfile import read_status
@@ -72,14 +71,6 @@ def _fmt(as_json: bool, as_csv: bool) -> str:
     return "json" if as_json else "csv" if as_csv else "table"
 
 
-def _setup_logging(level: str) -> None:
-    # Under systemd, journald stamps each line; elsewhere we do.
-    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format=f"{stamp}%(levelname)s %(name)s: %(message)s"
-    )
-
-
 @app.command()
 def run(
     config: ConfigOpt = None,
@@ -94,12 +85,17 @@ def run(
     SIGTERM or SIGINT finishes and commits the batches in flight, then exits 0;
     a second signal exits at once.
     """
-    cfg = _config(
-        config, db, workers=workers, watch=watch_dirs_from_flags(watch) if watch else None
-    )
-    _setup_logging(cfg.log_level)
+    def load() -> Config:
+        return load_config(config).override(
+            db=db.resolve() if db else None,
+            workers=workers,
+            watch=watch_dirs_from_flags(watch) if watch else None,
+        )
+
     with _clean_errors():
-        daemon.run(cfg)
+        cfg = load()
+        setup_logging(cfg.log_level, cfg.log_format)
+        daemon.run(cfg, reload=load)
 
 
 @app.command()
@@ -115,7 +111,7 @@ def ingest(
     Files already in the ledger are skipped, so running it twice counts nothing twice.
     """
     cfg = _config(config, db, workers=workers)
-    _setup_logging("WARNING")
+    setup_logging("WARNING")
     with _clean_errors(), _progress_bar() as bar:
         summary = ingest_files(cfg, paths, encoding, on_start=bar.start, on_progress=bar.advance)
     by = summary.by_status

@@ -15,12 +15,14 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from .config import Config, WatchDir
+from .config import Config, ConfigError, WatchDir
 from .discovery import Rules, file_ref, regular_stat, scan
+from .logs import setup_logging
 from .metrics import Metrics
 from .notify import Notifier
 from .pipeline import Pipeline, Progress, open_pipeline
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 
 TICK = 0.05  # longest the loop sleeps before looking at events, results and clocks
 STATUS_SECONDS = 2.0  # how often STATUS and the status file are refreshed
+# Settings a SIGHUP cannot change: the database and the tokenizer shape the
+# totals, and the pool is sized once.
+FIXED_WHILE_RUNNING = ("db", "tokenizer", "workers", "metrics_port", "metrics_address")
 
 
 class DaemonError(Exception):
@@ -40,18 +45,21 @@ class DaemonError(Exception):
 
 class StopFlag:
     """SIGTERM/SIGINT set the flag (a warm stop); a second signal exits at once.
+    SIGHUP asks for the config to be reloaded.
 
-    The handler does nothing else: logging and stopping happen in the loop.
-    Exiting at once is safe because every commit is all-or-nothing.
+    The handlers do nothing else: logging, stopping and reloading happen in
+    the loop. Exiting at once is safe because every commit is all-or-nothing.
     """
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.reload = threading.Event()
         self.signum = 0
 
     def install(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._handle)
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.reload.set())
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.event.is_set():
@@ -61,8 +69,15 @@ class StopFlag:
 
 
 class Daemon:
-    def __init__(self, config: Config, pipeline: Pipeline, stop: StopFlag) -> None:
+    def __init__(
+        self,
+        config: Config,
+        pipeline: Pipeline,
+        stop: StopFlag,
+        reload: Callable[[], Config] | None = None,
+    ) -> None:
         self.config = config
+        self.reload_config = reload
         self.pipeline = pipeline
         self.stop = stop
         self.rules = Rules(config.include, config.exclude)
@@ -102,11 +117,15 @@ class Daemon:
                 self._add(path, st)
             if now >= next_rescan or not self.watcher.alive():
                 if not self.watcher.alive():
+                    log.error("the file watcher stopped; restarting it and rescanning")
                     self._restart_watcher()
                 self.rescan()
                 next_rescan = time.monotonic() + self.config.rescan_seconds
             self._report(self.pipeline.pump(TICK if self.pipeline.inflight else 0))
             self._heartbeat(time.monotonic())
+            if self.stop.reload.is_set():
+                self.stop.reload.clear()
+                self._reload()
         message = f"signal {self.stop.signum}: finishing {self.pipeline.inflight} tasks in flight"
         log.info(message)
         self.notifier.send("STOPPING=1", f"STATUS={message}")
@@ -116,6 +135,33 @@ class Daemon:
         self._write_status("stopped")
         self.notifier.close()
         self.metrics.close()
+
+    def _reload(self) -> None:
+        """SIGHUP: apply a changed config, or keep the old one whole if it cannot be."""
+        self.notifier.send("RELOADING=1")
+        try:
+            new = self.reload_config() if self.reload_config else self.config
+            check_watch_dirs(new)
+            fixed = [k for k in FIXED_WHILE_RUNNING if getattr(new, k) != getattr(self.config, k)]
+            if fixed:
+                raise DaemonError(
+                    f"{', '.join(fixed)} cannot change while running (restart to change it)"
+                )
+        except (ConfigError, DaemonError) as exc:
+            log.error("reload refused: %s; keeping the old config", exc)
+            self.notifier.send("READY=1")
+            return
+        old_roots = self.config.watch
+        self.config = new
+        self.rules = Rules(new.include, new.exclude)
+        self.readiness.settle = new.settle_seconds
+        self.pipeline.reconfigure(new)
+        setup_logging(new.log_level, new.log_format)
+        if new.watch != old_roots:
+            self._restart_watcher()
+            self.rescan()
+        log.info("config reloaded; watching %s", ", ".join(str(d.path) for d in new.watch))
+        self.notifier.send("READY=1", f"STATUS={self._status_line(0.0)}")
 
     def _heartbeat(self, now: float) -> None:
         """Periodic signs of life: the watchdog ping, STATUS, the status file.
@@ -212,7 +258,6 @@ class Daemon:
         self.pipeline.add(file_ref(path, st, root.encoding), time.monotonic())
 
     def _restart_watcher(self) -> None:
-        log.error("the file watcher stopped; restarting it and rescanning")
         self.watcher.stop()
         self.watcher = Watcher([d.path for d in self.config.watch], self.sightings)
         self.watcher.start()
@@ -250,11 +295,14 @@ def check_watch_dirs(config: Config) -> None:
             raise DaemonError(f"watch directory {d.path} does not exist or is not a folder")
 
 
-def run(config: Config) -> None:
-    """Run the daemon in the foreground until SIGTERM or SIGINT."""
+def run(config: Config, reload: Callable[[], Config] | None = None) -> None:
+    """Run the daemon in the foreground until SIGTERM or SIGINT.
+
+    `reload` re-reads the config on SIGHUP (the CLI's flags still apply).
+    """
     check_watch_dirs(config)
     stop = StopFlag()
     stop.install()
     with open_pipeline(config) as pipeline:
-        Daemon(config, pipeline, stop).run()
+        Daemon(config, pipeline, stop, reload).run()
     log.info("stopped")

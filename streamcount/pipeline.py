@@ -108,6 +108,13 @@ class Pipeline:
             pool.submit(os.getpid)
         return pool
 
+    def reconfigure(self, config: Config) -> None:
+        """Take new batching limits (SIGHUP); the pool and tokenizer stay as they are."""
+        self.config = config
+        b = self.batcher
+        b.max_files, b.max_bytes = config.batch_max_files, config.batch_max_bytes
+        b.max_wait, b.chunk_bytes = config.batch_max_wait, config.chunk_bytes
+
     # -- state ---------------------------------------------------------------
 
     @property

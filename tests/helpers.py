@@ -94,7 +94,7 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0, what: str
         time.sleep(0.05)
 
 
-def write_config(path: Path, watch: Path, db: Path, **settings: object) -> Path:
+def write_config(path: Path, watch: Path | list[Path], db: Path, **settings: object) -> Path:
     """A config file for tests: quick settle and batching, 2 workers, then `settings`."""
     sections = {
         "discovery": ("settle_seconds", "rescan_seconds", "include", "exclude"),
@@ -113,7 +113,7 @@ def write_config(path: Path, watch: Path, db: Path, **settings: object) -> Path:
     for section, keys in sections.items():
         lines.append(f"[{section}]")
         if section == "discovery":
-            lines.append(f'watch = ["{watch}"]')
+            lines.append(f"watch = {_toml(watch if isinstance(watch, list) else [watch])}")
         lines += [f"{k} = {_toml(settings[k])}" for k in keys if k in settings]
     path.write_text("\n".join(lines) + "\n")
     return path

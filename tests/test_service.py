@@ -8,7 +8,14 @@ import threading
 
 import pytest
 
-from .helpers import db_ledger, make_text, reference_counts, wait_until
+from .helpers import (
+    db_counts,
+    db_ledger,
+    make_text,
+    reference_counts,
+    wait_until,
+    write_config,
+)
 from .test_cli import cli
 
 
@@ -149,3 +156,54 @@ def test_metrics_off_by_default(daemon_factory):
     daemon = daemon_factory().start()
     assert not daemon.saw("metrics on")
     assert daemon.stop() == 0
+
+
+def test_sighup_reloads_watched_folders_and_refuses_tokenizer_changes(
+    tmp_path, rng, daemon_factory
+):
+    inbox, second, db = tmp_path / "inbox", tmp_path / "second", tmp_path / "db.sqlite"
+    second.mkdir()
+    config = tmp_path / "config.toml"
+    daemon = daemon_factory().start()
+    counted = {}
+
+    def drop(path):
+        counted[path] = make_text(rng)
+        path.write_text(counted[path])
+
+    def reload(watch, expect, **settings):
+        write_config(config, watch, db, **settings)
+        seen = sum(expect in line for line in daemon.log)
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: sum(expect in line for line in daemon.log) > seen, what=expect)
+
+    reload([inbox, second], "config reloaded; watching")
+    drop(second / "x.txt")
+    wait_until(lambda: str(second / "x.txt") in db_ledger(db), what="a file in the added folder")
+
+    reload([second], "config reloaded; watching")
+    (inbox / "unwatched.txt").write_text(make_text(rng))
+    drop(second / "y.txt")  # written after: were inbox still watched, this comes second
+    wait_until(lambda: str(second / "y.txt") in db_ledger(db), what="y.txt")
+    assert str(inbox / "unwatched.txt") not in db_ledger(db)
+
+    reload([second], "reload refused: tokenizer cannot change while running", mode="search")
+    drop(second / "z.txt")
+    wait_until(lambda: str(second / "z.txt") in db_ledger(db), what="z.txt")
+    assert daemon.stop() == 0
+    assert db_counts(db) == reference_counts(counted.values())  # accurate mode throughout
+
+
+def test_json_logs_one_object_a_line(tmp_path, rng, daemon_factory):
+    db = tmp_path / "db.sqlite"
+    daemon = daemon_factory(log_format="json").start()
+    (tmp_path / "inbox" / "a.txt").write_text(make_text(rng))
+    (tmp_path / "inbox" / "bad.txt").write_bytes(b"\xff\xfe\xfd\x81\x30\xff" * 10)
+    wait_until(lambda: len(db_ledger(db)) == 2, what="both files")
+    wait_until(lambda: daemon.saw("merged"), what="the batch line")
+    assert daemon.stop() == 0
+    entries = [json.loads(line) for line in daemon.log]
+    assert all({"time", "level", "logger", "message"} <= e.keys() for e in entries)
+    failed = [e for e in entries if e["level"] == "WARNING" and "bad.txt" in e["message"]]
+    assert failed and "failed: not valid UTF-8 or GB18030" in failed[0]["message"]
+    assert any(e["level"] == "INFO" and e["message"].startswith("merged ") for e in entries)
