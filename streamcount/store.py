@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -217,7 +218,7 @@ class Store:
             self.conn.executemany(
                 "INSERT INTO files (path, size, mtime_ns, inode, tokens, status, reason, "
                 "encoding, counted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(*astuple(r), now) for r in rows],
+                [(path_value(r.path), *astuple(r)[1:], now) for r in rows],
             )
             self.conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('total_tokens', ?) "
@@ -228,7 +229,7 @@ class Store:
 
     def known_paths(self) -> set[str]:
         """Every path in the ledger, whatever its status: none is counted again."""
-        return {row[0] for row in self.conn.execute("SELECT path FROM files")}
+        return {path_from_value(row[0]) for row in self.conn.execute("SELECT path FROM files")}
 
     # -- queries -----------------------------------------------------------
 
@@ -274,9 +275,31 @@ class Store:
 
     def files(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         where, args = ("status = ?", [status]) if status else (None, [])
-        return list(
-            self.db["files"].rows_where(where, args, order_by="counted_at, path", limit=limit)
-        )
+        rows = self.db["files"].rows_where(where, args, order_by="counted_at, path", limit=limit)
+        return [row | {"path": display_path(row["path"])} for row in rows]
+
+
+def path_value(path: str) -> str | bytes:
+    """How a path is stored: as TEXT, or as a BLOB of its bytes if they are not UTF-8.
+
+    File names are bytes on Linux; Python carries undecodable ones as lone
+    surrogates, which SQLite's TEXT cannot hold. A BLOB never equals a TEXT,
+    so the two forms cannot collide in the primary key.
+    """
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def path_from_value(value: str | bytes) -> str:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def display_path(value: str | bytes) -> str:
+    """A stored path for people: undecodable bytes shown as \\xNN escapes."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
 
 class _Transaction:

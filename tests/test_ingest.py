@@ -1,6 +1,7 @@
 """`ingest` through the real pipeline: real pool, real SQLite, reference totals."""
 
 import codecs
+import os
 import random
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 
 from streamcount.config import Config
 from streamcount.ingest import ingest
+from streamcount.store import Store
 from streamcount.writerlock import LockError, WriterLock
 
 from .helpers import db_counts, db_ledger, make_text, reference_counts
@@ -86,3 +88,19 @@ def test_second_writer_is_refused(tmp_path, config):
             ingest(config, [tmp_path])
     finally:
         lock.release()
+
+
+def test_file_names_that_are_not_utf8_or_have_newlines(tmp_path, rng, config):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    texts = [make_text(rng) for _ in range(3)]
+    names = [b"caf\xe9-latin1.txt", b"line\nbreak.txt", "普通.txt".encode()]
+    for name, text in zip(names, texts, strict=True):
+        with open(os.path.join(os.fsencode(inbox), name), "w", encoding="utf-8") as f:
+            f.write(text)
+    assert ingest(config, [inbox]).by_status == {"counted": 3}
+    assert db_counts(config.db) == reference_counts(texts)
+    again = ingest(config, [inbox])  # the ledger gives back exactly the same names
+    assert again.already == 3 and not again.by_status
+    shown = {r["path"] for r in Store.open_reader(config.db).files()}
+    assert str(inbox / "caf\\xe9-latin1.txt") in shown
