@@ -1,0 +1,316 @@
+"""Throughput: streamcount against the speed limit and the ways people count today.
+
+    python -m bench.throughput [--copies N] [--rounds R] [--quick] [--write FILE]
+
+The corpus (bench/corpus.py) is cut into article files on disk. Every
+contender runs in a fresh subprocess, all of them once per round, rounds
+interleaved so the machine's drift cancels out; the table shows medians.
+Each contender's totals are compared with baseline (a), token for token.
+
+Contenders:
+  limit   raw jieba.cut over the texts in one process, no counting; its rate
+          times the number of cores is the speed nothing built on jieba beats
+  a       one process, one dict, d[t] = d.get(t, 0) + 1 token by token
+  b       one process, a dict per 1000 documents, merged into the total
+  c       multiprocessing.Pool(cores) over 1000-document batches, parent merges
+  d       jieba.enable_parallel(cores), then (a)
+  ingest  `streamcount ingest` end to end: files on disk to totals in SQLite
+  daemon  a running `streamcount run` draining the files dropped into its inbox
+
+Times are wall-clock, each process's start-up and jieba load included, except
+`limit` (the cut alone) and `daemon` (already running when the files arrive).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.corpus import CORPUS, ROOT, articles, write_files
+
+CONTENDERS = ("limit", "a", "b", "c", "d", "ingest", "daemon")
+BATCH_DOCS = 1000
+
+
+# -- the contenders, each run in its own process (--one NAME) ----------------
+
+
+def _texts(folder: Path) -> Iterator[str]:
+    for path in sorted(folder.rglob("*.txt")):
+        yield path.read_text(encoding="utf-8")
+
+
+def _keep():
+    from streamcount.tokens import is_countable
+
+    return is_countable
+
+
+def _count_docs(docs: list[str]) -> dict[str, int]:
+    import jieba
+
+    keep = _keep()
+    d: dict[str, int] = {}
+    for doc in docs:
+        for t in jieba.cut(doc):
+            if keep(t):
+                d[t] = d.get(t, 0) + 1
+    return d
+
+
+def _batches(folder: Path) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for text in _texts(folder):
+        batch.append(text)
+        if len(batch) == BATCH_DOCS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _merge(total: dict[str, int], part: dict[str, int]) -> None:
+    for t, n in part.items():
+        total[t] = total.get(t, 0) + n
+
+
+def _quiet_jieba():
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba
+
+
+def one(name: str, folder: Path, cores: int, work: Path) -> dict:
+    """Run contender `name`; return its seconds and a digest of its totals."""
+    started = time.perf_counter()
+    totals: dict[str, int] | None = None
+    if name == "limit":
+        jieba = _quiet_jieba()
+        jieba.initialize()
+        docs = list(_texts(folder))
+        started = time.perf_counter()
+        for doc in docs:
+            for _ in jieba.cut(doc):
+                pass
+    elif name == "a":
+        _quiet_jieba()
+        totals = _count_docs(list(_texts(folder)))
+    elif name == "b":
+        _quiet_jieba()
+        totals = {}
+        for batch in _batches(folder):
+            _merge(totals, _count_docs(batch))
+    elif name == "c":
+        import multiprocessing
+
+        totals = {}
+        with multiprocessing.get_context("fork").Pool(cores, initializer=_quiet_jieba) as pool:
+            for part in pool.imap_unordered(_count_docs, _batches(folder)):
+                _merge(totals, part)
+    elif name == "d":
+        jieba = _quiet_jieba()
+        jieba.enable_parallel(cores)
+        totals = _count_docs(list(_texts(folder)))
+        jieba.disable_parallel()
+    elif name == "ingest":
+        db = work / "ingest.db"
+        subprocess.run(
+            [sys.executable, "-m", "streamcount", "ingest", str(folder), "--db", str(db),
+             "--workers", str(cores)],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        return {"seconds": seconds, "digest": _digest(_db_counts(db))}
+    elif name == "daemon":
+        return _daemon(folder, cores, work)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "digest": _digest(totals) if totals is not None else None}
+
+
+def _daemon(folder: Path, cores: int, work: Path) -> dict:
+    inbox, db = work / "inbox", work / "daemon.db"
+    inbox.mkdir()
+    expected = sum(1 for _ in folder.rglob("*.txt"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamcount", "run", "--watch", str(inbox), "--db", str(db),
+         "--workers", str(cores)],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "watching" in line:
+                break
+        started = time.perf_counter()
+        shutil.copytree(folder, inbox / "drop", copy_function=os.link)  # hard links: instant
+        while _ledger_size(db) < expected:
+            time.sleep(0.01)
+        seconds = time.perf_counter() - started
+    finally:
+        proc.terminate()
+        proc.wait()
+    return {"seconds": seconds, "digest": _digest(_db_counts(db))}
+
+
+def _ledger_size(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM files").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _db_counts(db: Path) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute("SELECT token, count FROM counts"))
+
+
+def _digest(totals: dict[str, int]) -> str:
+    h = hashlib.sha256()
+    for token, n in sorted(totals.items()):
+        h.update(f"{token}\t{n}\n".encode())
+    return h.hexdigest()[:16]
+
+
+# -- the driver ----------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    import jieba
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": str(os.cpu_count()),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "jieba": jieba.__version__,
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def run_contender(name: str, folder: Path, cores: int) -> dict:
+    with tempfile.TemporaryDirectory() as work:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.throughput", "--one", name, "--dir", str(folder),
+             "--cores", str(cores), "--work", work],
+            check=True, capture_output=True, text=True, cwd=ROOT,
+        )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--copies", type=int, default=10, help="corpus replicas (default 10)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cores", type=int, default=os.cpu_count())
+    parser.add_argument("--only", help="comma-separated contenders")
+    parser.add_argument("--quick", action="store_true", help="a small slice, one round (CI)")
+    parser.add_argument("--write", type=Path, help="write the table as markdown here")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        result = one(args.one, args.dir, args.cores, args.work)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["children_peak_rss_mb"] = (
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        )
+        print(json.dumps(result))
+        return
+
+    if not CORPUS.is_file():
+        sys.exit(f"corpus not found at {CORPUS} (set STREAMCOUNT_CORPUS)")
+    texts = articles(copies=1 if args.quick else args.copies)
+    if args.quick:
+        texts = texts[:300]
+        args.rounds = 1
+    names = args.only.split(",") if args.only else list(CONTENDERS)
+    size = sum(len(t.encode()) for t in texts)
+    results: dict[str, list[dict]] = {n: [] for n in names}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "corpus"
+        write_files(texts, folder)
+        print(f"{len(texts)} files, {size / 1e6:.1f} MB, {args.cores} cores, "
+              f"{args.rounds} rounds", flush=True)  # fmt: skip
+        for r in range(args.rounds):
+            for name in names:
+                result = run_contender(name, folder, args.cores)
+                results[name].append(result)
+                print(f"  round {r + 1}  {name:7} {result['seconds']:7.2f} s", flush=True)
+    table = render(results, size, len(texts), args)
+    print(table)
+    if args.write:
+        write_doc(args.write, table, args)
+    digests = {rs[0]["digest"] for n, rs in results.items() if rs[0]["digest"]}
+    if len(digests) > 1:
+        sys.exit("totals differ between contenders")
+
+
+def render(results: dict[str, list[dict]], size: int, files: int, args: argparse.Namespace) -> str:
+    med = {n: statistics.median(r["seconds"] for r in rs) for n, rs in results.items()}
+    limit_rate = size / 1e6 / med["limit"] * args.cores if "limit" in med else None
+    base = results.get("a", [{}])[0].get("digest")
+    lines = [
+        f"{files} files, {size / 1e6:.1f} MB; median of {args.rounds} rounds",
+        "",
+        "| contender | seconds | MB/s | of limit | vs (a) | totals = (a) "
+        "| peak RSS MB (self / children) |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]  # fmt: skip
+    for name, rs in results.items():
+        rate = size / 1e6 / med[name]
+        if name == "limit":
+            rate = limit_rate
+        of_limit = f"{rate / limit_rate:.0%}" if limit_rate else "–"
+        vs_a = f"{med['a'] / med[name]:.2f}×" if "a" in med and name != "limit" else "–"
+        same = "–" if rs[0]["digest"] is None else ("yes" if rs[0]["digest"] == base else "NO")
+        own = max(r["peak_rss_mb"] for r in rs)
+        rss = f"{own:.0f} / {max(r['children_peak_rss_mb'] for r in rs):.0f}"
+        label = f"limit ({args.cores} × one core's raw cut)" if name == "limit" else name
+        lines.append(
+            f"| {label} | {med[name]:.2f} | {rate:.2f} | {of_limit} | {vs_a} | {same} | {rss} |"
+        )
+    return "\n".join(lines)
+
+
+def write_doc(path: Path, table: str, args: argparse.Namespace) -> None:
+    m = machine()
+    head = (
+        f"Machine: {m['cores']} cores, {m['cpu']}; Python {m['python']}, jieba {m['jieba']}, "
+        f"SQLite {m['sqlite']}. Command: `python -m bench.throughput --copies {args.copies} "
+        f"--rounds {args.rounds}`."
+    )
+    start, end = "<!-- throughput:start -->", "<!-- throughput:end -->"
+    block = f"{start}\n{head}\n\n{table}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else f"# Benchmarks\n\n{block}\n"
+    if start in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
