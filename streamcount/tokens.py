@@ -26,6 +26,7 @@ from .decoding import DecodeFailure, decode
 from .work import COUNTED, FAILED, SKIPPED, VANISHED, Piece, PieceResult, Task, TaskResult
 
 _PUNCT_OR_SYMBOL = frozenset("PS")
+_UNSEEN = object()
 
 
 def is_countable(token: str) -> bool:
@@ -71,21 +72,31 @@ class Tokenizer:
             return None
         return word
 
-    def count(self, text: str) -> Counter[str]:
+    def count(self, text: str) -> dict[str, int]:
         """Filtered token counts of `text`."""
-        return self.filtered(Counter(self.cut(text)))
+        counts: dict[str, int] = {}
+        self.count_into(counts, text)
+        return counts
 
-    def filtered(self, raw: Counter[str]) -> Counter[str]:
+    def count_into(self, total: dict[str, int], text: str) -> int:
+        """Add the filtered token counts of `text` to `total`; return how many tokens.
+
+        The hot path: jieba's tokens are counted by Counter (in C), then one
+        pass over the distinct tokens filters them (the decision is memoized
+        per distinct token) and adds them to `total`.
+        """
+        raw = Counter(self.cut(text))
         memo = self._normal
-        out: Counter[str] = Counter()
-        for token, n in raw.items():
-            try:
-                word = memo[token]
-            except KeyError:
+        get = total.get
+        n = 0
+        for token, k in raw.items():
+            word = memo.get(token, _UNSEEN)
+            if word is _UNSEEN:
                 word = memo[token] = self.normalize(token)
             if word is not None:
-                out[word] += n
-        return out
+                total[word] = get(word, 0) + k
+                n += k
+        return n
 
 
 def read_piece(piece: Piece) -> bytes:
@@ -143,7 +154,7 @@ def count_task(task: Task) -> TaskResult:
 
 def count_pieces(tokenizer: Tokenizer, task_id: int, pieces: Iterable[Piece]) -> TaskResult:
     """Read, decode and count each piece; a piece that fails adds nothing to the total."""
-    total: Counter[str] = Counter()
+    total: dict[str, int] = {}
     results = []
     for piece in pieces:
         path = piece.file.path
@@ -152,7 +163,7 @@ def count_pieces(tokenizer: Tokenizer, task_id: int, pieces: Iterable[Piece]) ->
             failpoints.hit("worker-read", path)
             data = read_piece(piece)
             text, encoding = decode(data, piece.file.encoding)
-            counts = tokenizer.count(text)
+            tokens = tokenizer.count_into(total, text)
         except FileNotFoundError:
             results.append(PieceResult(path, VANISHED, "deleted before it was read", 0, 0, ""))
             continue
@@ -163,6 +174,5 @@ def count_pieces(tokenizer: Tokenizer, task_id: int, pieces: Iterable[Piece]) ->
             reason = f"unreadable: {exc.strerror or exc}"
             results.append(PieceResult(path, FAILED, reason, 0, 0, ""))
             continue
-        total.update(counts)
-        results.append(PieceResult(path, COUNTED, "", len(data), counts.total(), encoding))
-    return TaskResult(task_id, dict(total), tuple(results))
+        results.append(PieceResult(path, COUNTED, "", len(data), tokens, encoding))
+    return TaskResult(task_id, total, tuple(results))

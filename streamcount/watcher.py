@@ -2,7 +2,7 @@
 
 The handler runs on the observer's thread and only hands events off; all
 decisions are made in the main loop. Kinds: "complete" (closed after write,
-or renamed into the tree), "changed" (created or modified: settle first),
+or renamed into the tree), "changed" (created: settle first),
 "folder" (a folder appeared: scan it, since files written into it before its
 watch was added raise no events).
 """
@@ -16,14 +16,24 @@ from pathlib import Path
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
     EVENT_TYPE_CREATED,
-    EVENT_TYPE_MODIFIED,
     EVENT_TYPE_MOVED,
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
 
 Sighting = tuple[str, str]
+
+# Only what we act on, so the kernel sends nothing else (on Linux this sets
+# the inotify mask). Not modify events: one comes per write() and a settling
+# file is polled anyway; not open or close-without-write: our own workers'
+# reads would raise two events per file.
+EVENTS = [FileClosedEvent, FileCreatedEvent, FileMovedEvent, DirCreatedEvent, DirMovedEvent]
 
 
 class _Handler(FileSystemEventHandler):
@@ -38,7 +48,7 @@ class _Handler(FileSystemEventHandler):
                 self.out.put(("folder", path))
         elif kind in (EVENT_TYPE_CLOSED, EVENT_TYPE_MOVED):
             self.out.put(("complete", path))
-        elif kind in (EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED):
+        elif kind == EVENT_TYPE_CREATED:
             self.out.put(("changed", path))
 
 
@@ -49,7 +59,7 @@ class Watcher:
         self._observer = Observer()
         handler = _Handler(out)
         for root in roots:
-            self._observer.schedule(handler, str(root), recursive=True)
+            self._observer.schedule(handler, str(root), recursive=True, event_filter=EVENTS)
 
     def start(self) -> None:
         self._observer.start()
