@@ -10,6 +10,8 @@ Each contender's totals are compared with baseline (a), token for token.
 Contenders:
   limit   raw jieba.cut over the texts in one process, no counting; its rate
           times the number of cores is the speed nothing built on jieba beats
+  parallel  the same raw cut in `cores` processes at once, each over its share:
+          what this machine really gives when every core is busy
   a       one process, one dict, d[t] = d.get(t, 0) + 1 token by token
   b       one process, a dict per 1000 documents, merged into the total
   c       multiprocessing.Pool(cores) over 1000-document batches, parent merges
@@ -41,7 +43,7 @@ from pathlib import Path
 
 from bench.corpus import CORPUS, ROOT, articles, write_files
 
-CONTENDERS = ("limit", "a", "b", "c", "d", "ingest", "daemon")
+CONTENDERS = ("limit", "parallel", "a", "b", "c", "d", "ingest", "daemon")
 BATCH_DOCS = 1000
 
 
@@ -96,6 +98,22 @@ def _quiet_jieba():
     return jieba
 
 
+def _init_jieba() -> None:
+    _quiet_jieba().initialize()
+
+
+def _noop(_: object) -> None:
+    time.sleep(0.2)
+
+
+def _cut_only(docs: list[str]) -> None:
+    import jieba
+
+    for doc in docs:
+        for _ in jieba.cut(doc):
+            pass
+
+
 def one(name: str, folder: Path, cores: int, work: Path) -> dict:
     """Run contender `name`; return its seconds and a digest of its totals."""
     started = time.perf_counter()
@@ -108,6 +126,15 @@ def one(name: str, folder: Path, cores: int, work: Path) -> dict:
         for doc in docs:
             for _ in jieba.cut(doc):
                 pass
+    elif name == "parallel":
+        import multiprocessing
+
+        docs = list(_texts(folder))
+        shares = [docs[i::cores] for i in range(cores)]
+        with multiprocessing.get_context("fork").Pool(cores, initializer=_init_jieba) as pool:
+            pool.map(_noop, range(cores))  # every worker has loaded jieba
+            started = time.perf_counter()
+            pool.map(_cut_only, shares, chunksize=1)
     elif name == "a":
         _quiet_jieba()
         totals = _count_docs(list(_texts(folder)))
@@ -287,7 +314,8 @@ def render(results: dict[str, list[dict]], size: int, files: int, args: argparse
             rate = limit_rate
         of_limit = f"{rate / limit_rate:.0%}" if limit_rate else "–"
         vs_a = f"{med['a'] / med[name]:.2f}×" if "a" in med and name != "limit" else "–"
-        same = "–" if rs[0]["digest"] is None else ("yes" if rs[0]["digest"] == base else "NO")
+        digest = rs[0]["digest"]
+        same = "–" if digest is None or base is None else ("yes" if digest == base else "NO")
         own = max(r["peak_rss_mb"] for r in rs)
         rss = f"{own:.0f} / {max(r['children_peak_rss_mb'] for r in rs):.0f}"
         label = f"limit ({args.cores} × one core's raw cut)" if name == "limit" else name
