@@ -37,6 +37,7 @@ class TokenizerSettings:
     recorded in the database (see store.py) and checked on every open.
     """
 
+    engine: str = "jieba"
     mode: str = "accurate"
     hmm: bool = True
     user_dict: tuple[Path, ...] = ()
@@ -129,6 +130,7 @@ _SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "chunk_bytes": (int, _positive(int)),
     },
     "tokenizer": {
+        "engine": (str, _one_of("jieba", "jieba-rs")),
         "mode": (str, _mode),
         "hmm": (bool, None),
         "user_dict": (list, None),
@@ -177,6 +179,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     tok = values["tokenizer"]
     defaults = Config()
     tokenizer = TokenizerSettings(
+        engine=tok.get("engine", "jieba"),
         mode=tok.get("mode", "accurate"),
         hmm=tok.get("hmm", True),
         user_dict=tuple(

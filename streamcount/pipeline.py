@@ -21,6 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from . import engines
 from .batcher import Batcher
 from .config import Config
 from .decoding import ASCII
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 TASKS_PER_WORKER = 2
 MAX_ATTEMPTS = 3  # a file that kills its worker this often, alone, is marked failed
 RETRY_SECONDS = (0.5, 1, 2, 5, 10, 30)  # writer back-off after a failed merge
+MERGE_INTERVAL = 0.25  # seconds between merges while results keep coming
 
 
 @dataclass(slots=True)
@@ -90,6 +92,7 @@ class Pipeline:
         self._finished_progress = Progress()
         self._merge_failures = 0
         self._retry_at = 0.0
+        self._next_merge = 0.0
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the daemon runs threads (watchdog), and forking a
@@ -259,10 +262,16 @@ class Pipeline:
             self._finished.append(Merge(dict(a.counts), [ledger_row(ref, whole)]))
 
     def _merge(self) -> Progress:
-        """Commit every finished task in one transaction; back off if the writer fails."""
+        """Commit every finished task in one transaction; back off if the writer fails.
+
+        While tasks keep finishing, merges are at least MERGE_INTERVAL apart:
+        the results waiting meanwhile are summed in memory first, so tokens
+        common to them are upserted once, not once per task.
+        """
         now = time.monotonic()
         progress = Progress()
-        if self._finished and now >= self._retry_at:
+        due = now >= self._next_merge or not self._inflight
+        if self._finished and due and now >= self._retry_at:
             started = time.perf_counter()
             try:
                 self.store.merge(self._finished)
@@ -273,6 +282,7 @@ class Pipeline:
                 log.error("merge failed (%s); nothing committed, retrying in %gs", exc, delay)
                 return progress
             self._merge_failures = 0
+            self._next_merge = now + MERGE_INTERVAL
             progress.seconds = time.perf_counter() - started
             for merge in self._finished:
                 progress.rows += merge.rows
@@ -315,6 +325,7 @@ def open_pipeline(config: Config) -> Iterator[Pipeline]:
     On the way out the pool is shut down and the lock released; callers
     decide first what to finish (see Pipeline.finish).
     """
+    engines.check(config.tokenizer)
     lock = WriterLock(config.db).acquire()
     try:
         store = Store.open_writer(config.db, config.tokenizer)

@@ -84,7 +84,7 @@ def tokenizer_fingerprint(settings: TokenizerSettings) -> dict[str, Any]:
             raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
     return {
-        "engine": "jieba",
+        "engine": settings.engine,
         "mode": settings.mode,
         "hmm": settings.hmm,
         "lowercase": settings.lowercase,

@@ -8,21 +8,19 @@ The filter is pure and shared with the tests' reference count.
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import signal
 import stat
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-
-import jieba
 
 from . import failpoints
 from .config import TokenizerSettings
 from .decoding import DecodeFailure, decode
+from .engines import make_cut
 from .work import COUNTED, FAILED, SKIPPED, VANISHED, Piece, PieceResult, Task, TaskResult
 
 _PUNCT_OR_SYMBOL = frozenset("PS")
@@ -45,24 +43,13 @@ def load_stopwords(path: Path | None, lowercase: bool) -> frozenset[str]:
 
 
 class Tokenizer:
-    """jieba with our settings, plus the token filter, memoized per distinct token."""
+    """The configured engine, plus the token filter, memoized per distinct token."""
 
     def __init__(self, settings: TokenizerSettings) -> None:
-        jieba.setLogLevel(logging.WARNING)
         self.settings = settings
-        self._jieba = jieba.Tokenizer()
-        self._jieba.initialize()
-        for path in settings.user_dict:
-            self._jieba.load_userdict(str(path))
+        self.cut = make_cut(settings)  # text -> the engine's raw tokens
         self._stopwords = load_stopwords(settings.stopwords, settings.lowercase)
         self._normal: dict[str, str | None] = {}
-
-    def cut(self, text: str) -> Iterator[str]:
-        """The raw jieba tokens of `text`, in the configured mode."""
-        s = self.settings
-        if s.mode == "search":
-            return self._jieba.cut_for_search(text, HMM=s.hmm)
-        return self._jieba.cut(text, cut_all=s.mode == "full", HMM=s.hmm)
 
     def normalize(self, token: str) -> str | None:
         """The token as counted (lowercased if configured), or None if filtered out."""

@@ -1,0 +1,115 @@
+"""Latency: from a file's close to its tokens being queryable, under a steady feed.
+
+    python -m bench.latency [--rate-mb 1.0] [--seconds 30]
+
+Starts the daemon on an empty inbox, then writes article files from the
+corpus at a steady rate (default 1 MB/s: about half of what the daemon
+drains on 2 cores, see docs/benchmarks.md) for --seconds. A reader polls
+the ledger every 5 ms; a file's tokens and its ledger row commit in one
+transaction, so the moment its row is visible is the moment `streamcount
+count` sees its tokens. Prints p50/p90/p99/max latency and how far the
+count lagged behind the feed, per 5-second window (a growing lag would be a
+growing backlog).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.corpus import articles
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate-mb", type=float, default=1.0, help="feed rate, MB/s")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    texts = [t.encode() for t in articles(copies=10)]
+    with tempfile.TemporaryDirectory() as tmp:
+        inbox, db = Path(tmp) / "inbox", Path(tmp) / "db.sqlite"
+        inbox.mkdir()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamcount", "run", "--watch", str(inbox), "--db", str(db),
+             "--workers", str(args.workers)],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if "watching" in line:
+                    break
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            closed, seen, lag = feed_and_watch(inbox, db, texts, args.rate_mb, args.seconds)
+        finally:
+            proc.terminate()
+            proc.wait()
+    report(closed, seen, lag, args)
+
+
+def feed_and_watch(inbox: Path, db: Path, texts: list[bytes], rate_mb: float, seconds: float):
+    closed: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    lag: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        conn = sqlite3.connect(db)
+        last = 0
+        while not done.is_set() or len(seen) < len(closed):
+            now = time.monotonic()
+            for rowid, path in conn.execute(
+                "SELECT rowid, path FROM files WHERE rowid > ? ORDER BY rowid", (last,)
+            ):
+                seen[path] = now
+                last = rowid
+            lag.append((now, len(closed) - len(seen)))
+            time.sleep(0.005)
+        conn.close()
+
+    watcher = threading.Thread(target=watch)
+    started = time.monotonic()
+    sent = 0
+    i = 0
+    watcher.start()
+    while (now := time.monotonic()) - started < seconds:
+        due = (now - started) * rate_mb * 1e6
+        while sent < due:
+            path = inbox / f"{i:07d}.txt"
+            with open(path, "wb") as f:
+                f.write(texts[i % len(texts)])
+            closed[str(path)] = time.monotonic()
+            sent += len(texts[i % len(texts)])
+            i += 1
+        time.sleep(0.002)
+    done.set()
+    watcher.join(timeout=120)
+    return closed, seen, [(t - started, n) for t, n in lag]
+
+
+def report(closed, seen, lag, args) -> None:
+    latencies = sorted(seen[p] - closed[p] for p in closed if p in seen)
+    q = statistics.quantiles(latencies, n=100)
+    print(f"feed {args.rate_mb} MB/s for {args.seconds:g} s: {len(closed)} files, "
+          f"{len(latencies)} seen")  # fmt: skip
+    print("| p50 | p90 | p99 | max |")
+    print("| ---: | ---: | ---: | ---: |")
+    print(f"| {q[49]*1000:.0f} ms | {q[89]*1000:.0f} ms | {q[98]*1000:.0f} ms "
+          f"| {latencies[-1]*1000:.0f} ms |")  # fmt: skip
+    print("\nfiles written but not yet visible, max per 5-second window:")
+    windows: dict[int, int] = {}
+    for t, n in lag:
+        windows[int(t // 5)] = max(windows.get(int(t // 5), 0), n)
+    print("  " + "  ".join(f"{w * 5}-{w * 5 + 5}s: {n}" for w, n in sorted(windows.items())))
+
+
+if __name__ == "__main__":
+    main()

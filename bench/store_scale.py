@@ -1,0 +1,85 @@
+"""The totals table at scale: merge speed and `top 100` as distinct tokens grow.
+
+    python -m bench.store_scale [--distinct 2000000] [--batch 50000]
+
+Merges synthetic batches through Store.merge (the daemon's own code) into a
+fresh database: each batch mixes tokens already in the table (drawn with a
+Zipf-like skew, as real text is) with new ones, until the table holds
+--distinct rows. Prints merge rows/s and `top 100` latency at each size, for
+the schema as shipped and, for comparison, with an index on `count` added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from streamcount.config import TokenizerSettings
+from streamcount.store import LedgerRow, Merge, Store
+
+CHARS = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工"
+
+
+def batches(distinct: int, size: int, seed: int = 1):
+    """Yield count dicts: ~40% new tokens, the rest skewed toward early tokens."""
+    rng = random.Random(seed)
+    made = 0
+    while made < distinct:
+        counts: dict[str, int] = {}
+        fresh = min(int(size * 0.4), distinct - made)
+        for i in range(fresh):
+            counts[f"{CHARS[(made + i) % len(CHARS)]}{made + i:x}"] = rng.randint(1, 3)
+        made += fresh
+        while len(counts) < size and made:
+            k = int(made * rng.random() ** 3)  # skew: low ids (early, frequent) win
+            token = f"{CHARS[k % len(CHARS)]}{k:x}"
+            counts[token] = counts.get(token, 0) + rng.randint(1, 20)
+        yield counts
+
+
+def run(distinct: int, size: int, index: bool) -> list[tuple[int, float, float]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open_writer(Path(tmp) / "db.sqlite", TokenizerSettings())
+        if index:
+            store.conn.execute("CREATE INDEX counts_count ON counts(count)")
+        n = 0
+        checkpoint = 250_000
+        for i, counts in enumerate(batches(distinct, size)):
+            started = time.perf_counter()
+            store.merge([Merge(counts, [LedgerRow(f"/f{i}", 1, 1, 1, 1, "counted", "", "")])])
+            rate = len(counts) / (time.perf_counter() - started)
+            n = store.conn.execute("SELECT count(*) FROM counts").fetchone()[0]
+            if n >= checkpoint or n >= distinct:
+                reader = Store.open_reader(store.path)
+                times = []
+                for _ in range(9):
+                    t = time.perf_counter()
+                    reader.top(100)
+                    times.append(time.perf_counter() - t)
+                reader.close()
+                rows.append((n, rate, statistics.median(times) * 1000))
+                checkpoint *= 2
+        store.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--distinct", type=int, default=2_000_000)
+    parser.add_argument("--batch", type=int, default=50_000)
+    args = parser.parse_args()
+    print(f"batches of {args.batch:,} tokens up to {args.distinct:,} distinct")
+    print("| schema | distinct tokens | merge rows/s | top 100 ms |")
+    print("| --- | ---: | ---: | ---: |")
+    for label, index in (("as shipped", False), ("+ index on count", True)):
+        for n, rate, top_ms in run(args.distinct, args.batch, index):
+            print(f"| {label} | {n:,} | {rate:,.0f} | {top_ms:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
