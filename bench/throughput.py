@@ -18,6 +18,8 @@ Contenders:
   d       jieba.enable_parallel(cores), then (a)
   ingest  `streamcount ingest` end to end: files on disk to totals in SQLite
   daemon  a running `streamcount run` draining the files dropped into its inbox
+  limit-rs   raw rjieba (jieba-rs) cut in one process, times the number of cores
+  ingest-rs  `streamcount ingest` with tokenizer engine "jieba-rs"
 
 Times are wall-clock, each process's start-up and jieba load included, except
 `limit` (the cut alone) and `daemon` (already running when the files arrive).
@@ -43,7 +45,7 @@ from pathlib import Path
 
 from bench.corpus import CORPUS, ROOT, articles, write_files
 
-CONTENDERS = ("limit", "parallel", "a", "b", "c", "d", "ingest", "daemon")
+CONTENDERS = ("limit", "parallel", "a", "b", "c", "d", "ingest", "daemon", "limit-rs", "ingest-rs")
 BATCH_DOCS = 1000
 
 
@@ -155,11 +157,21 @@ def one(name: str, folder: Path, cores: int, work: Path) -> dict:
         jieba.enable_parallel(cores)
         totals = _count_docs(list(_texts(folder)))
         jieba.disable_parallel()
-    elif name == "ingest":
+    elif name == "limit-rs":
+        import rjieba
+
+        docs = list(_texts(folder))
+        started = time.perf_counter()
+        for doc in docs:
+            rjieba.cut(doc)
+    elif name in ("ingest", "ingest-rs"):
         db = work / "ingest.db"
+        config = work / "config.toml"
+        engine = "jieba-rs" if name == "ingest-rs" else "jieba"
+        config.write_text(f'[tokenizer]\nengine = "{engine}"\n')
         subprocess.run(
             [sys.executable, "-m", "streamcount", "ingest", str(folder), "--db", str(db),
-             "--workers", str(cores)],
+             "--workers", str(cores), "--config", str(config)],
             check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         seconds = time.perf_counter() - started
@@ -300,6 +312,7 @@ def main() -> None:
 def render(results: dict[str, list[dict]], size: int, files: int, args: argparse.Namespace) -> str:
     med = {n: statistics.median(r["seconds"] for r in rs) for n, rs in results.items()}
     limit_rate = size / 1e6 / med["limit"] * args.cores if "limit" in med else None
+    rs_rate = size / 1e6 / med["limit-rs"] * args.cores if "limit-rs" in med else None
     base = results.get("a", [{}])[0].get("digest")
     lines = [
         f"{files} files, {size / 1e6:.1f} MB; median of {args.rounds} rounds",
@@ -310,15 +323,21 @@ def render(results: dict[str, list[dict]], size: int, files: int, args: argparse
     ]  # fmt: skip
     for name, rs in results.items():
         rate = size / 1e6 / med[name]
-        if name == "limit":
-            rate = limit_rate
-        of_limit = f"{rate / limit_rate:.0%}" if limit_rate else "–"
+        if name.startswith("limit"):
+            rate = limit_rate if name == "limit" else rs_rate
+        ceiling = rs_rate if name.endswith("-rs") else limit_rate
+        of_limit = f"{rate / ceiling:.0%}" if ceiling else "–"
         vs_a = f"{med['a'] / med[name]:.2f}×" if "a" in med and name != "limit" else "–"
+        if name == "limit-rs":
+            vs_a = "–"
         digest = rs[0]["digest"]
         same = "–" if digest is None or base is None else ("yes" if digest == base else "NO")
         own = max(r["peak_rss_mb"] for r in rs)
         rss = f"{own:.0f} / {max(r['children_peak_rss_mb'] for r in rs):.0f}"
-        label = f"limit ({args.cores} × one core's raw cut)" if name == "limit" else name
+        label = {
+            "limit": f"limit ({args.cores} × one core's raw cut)",
+            "limit-rs": f"limit-rs ({args.cores} × one core's raw rjieba cut)",
+        }.get(name, name)
         lines.append(
             f"| {label} | {med[name]:.2f} | {rate:.2f} | {of_limit} | {vs_a} | {same} | {rss} |"
         )

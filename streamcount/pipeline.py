@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 TASKS_PER_WORKER = 2
 MAX_ATTEMPTS = 3  # a file that kills its worker this often, alone, is marked failed
 RETRY_SECONDS = (0.5, 1, 2, 5, 10, 30)  # writer back-off after a failed merge
-MERGE_INTERVAL = 0.25  # seconds between merges while results keep coming
+MERGE_INTERVAL = 0.25  # seconds between merges while results keep coming, at least,
+MERGE_SPACING = 4  # and this many times the last merge's duration: the writer stays
+# a small share of the parent's time however fast the workers produce (jieba-rs)
 
 
 @dataclass(slots=True)
@@ -264,9 +266,10 @@ class Pipeline:
     def _merge(self) -> Progress:
         """Commit every finished task in one transaction; back off if the writer fails.
 
-        While tasks keep finishing, merges are at least MERGE_INTERVAL apart:
-        the results waiting meanwhile are summed in memory first, so tokens
-        common to them are upserted once, not once per task.
+        While tasks keep finishing, merges are spaced (MERGE_INTERVAL, or
+        MERGE_SPACING times the last merge's duration if longer): the results
+        waiting meanwhile are summed in memory first, so tokens common to
+        them are upserted once, not once per task.
         """
         now = time.monotonic()
         progress = Progress()
@@ -282,8 +285,8 @@ class Pipeline:
                 log.error("merge failed (%s); nothing committed, retrying in %gs", exc, delay)
                 return progress
             self._merge_failures = 0
-            self._next_merge = now + MERGE_INTERVAL
             progress.seconds = time.perf_counter() - started
+            self._next_merge = now + max(MERGE_INTERVAL, MERGE_SPACING * progress.seconds)
             for merge in self._finished:
                 progress.rows += merge.rows
             self._finished = []

@@ -14,10 +14,10 @@ import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import sqlite_utils
@@ -54,8 +54,7 @@ class StoreError(Exception):
     """The database cannot be used as asked; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
+class LedgerRow(NamedTuple):
     path: str
     size: int
     mtime_ns: int
@@ -218,7 +217,7 @@ class Store:
             self.conn.executemany(
                 "INSERT INTO files (path, size, mtime_ns, inode, tokens, status, reason, "
                 "encoding, counted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(path_value(r.path), *astuple(r)[1:], now) for r in rows],
+                [(path_value(r.path), *r[1:], now) for r in rows],
             )
             self.conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('total_tokens', ?) "

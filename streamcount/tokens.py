@@ -15,6 +15,7 @@ import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
+from itertools import islice
 from pathlib import Path
 
 from . import failpoints
@@ -49,7 +50,7 @@ class Tokenizer:
         self.settings = settings
         self.cut = make_cut(settings)  # text -> the engine's raw tokens
         self._stopwords = load_stopwords(settings.stopwords, settings.lowercase)
-        self._normal: dict[str, str | None] = {}
+        self._normal: dict[str, str | None] = {}  # token -> as counted, or None
 
     def normalize(self, token: str) -> str | None:
         """The token as counted (lowercased if configured), or None if filtered out."""
@@ -61,29 +62,57 @@ class Tokenizer:
 
     def count(self, text: str) -> dict[str, int]:
         """Filtered token counts of `text`."""
-        counts: dict[str, int] = {}
-        self.count_into(counts, text)
-        return counts
+        tally = Tally()
+        self.add(tally, text)
+        return self.finish(tally)
 
-    def count_into(self, total: dict[str, int], text: str) -> int:
-        """Add the filtered token counts of `text` to `total`; return how many tokens.
+    def add(self, tally: Tally, text: str) -> int:
+        """Add the raw tokens of `text` to `tally`; return how many of them pass the filter.
 
-        The hot path: jieba's tokens are counted by Counter (in C), then one
-        pass over the distinct tokens filters them (the decision is memoized
-        per distinct token) and adds them to `total`.
+        The hot path. Counting is Counter.update (C). Only tokens new to this
+        tally are looked at in Python (a dict keeps insertion order, so they
+        are its last keys), to memoize the filter's verdict on them. The
+        tokens that this text adds but the filter drops are the growth of the
+        few dropped tokens' counts.
         """
-        raw = Counter(self.cut(text))
-        memo = self._normal
-        get = total.get
-        n = 0
-        for token, k in raw.items():
+        tokens = self.cut(text)
+        if not isinstance(tokens, list):
+            tokens = list(tokens)
+        raw, dropped, memo = tally.raw, tally.dropped, self._normal
+        keys_before = len(raw)
+        dropped_before = sum(map(raw.__getitem__, dropped))
+        raw.update(tokens)
+        for token in islice(reversed(raw.keys()), len(raw) - keys_before):
             word = memo.get(token, _UNSEEN)
             if word is _UNSEEN:
                 word = memo[token] = self.normalize(token)
+            if word is None:
+                dropped.append(token)
+        return len(tokens) - (sum(map(raw.__getitem__, dropped)) - dropped_before)
+
+    def finish(self, tally: Tally) -> dict[str, int]:
+        """The filtered counts of the raw tokens gathered by `add` (consumes `tally`)."""
+        raw = tally.raw
+        if not self.settings.lowercase:  # filtering only drops tokens
+            for token in tally.dropped:
+                del raw[token]
+            return dict(raw)
+        out: dict[str, int] = {}
+        for token, k in raw.items():
+            word = self._normal[token]
             if word is not None:
-                total[word] = get(word, 0) + k
-                n += k
-        return n
+                out[word] = out.get(word, 0) + k
+        return out
+
+
+class Tally:
+    """One task's raw token counts, and which of its tokens the filter drops."""
+
+    __slots__ = ("dropped", "raw")
+
+    def __init__(self) -> None:
+        self.raw: Counter[str] = Counter()
+        self.dropped: list[str] = []
 
 
 def read_piece(piece: Piece) -> bytes:
@@ -141,7 +170,7 @@ def count_task(task: Task) -> TaskResult:
 
 def count_pieces(tokenizer: Tokenizer, task_id: int, pieces: Iterable[Piece]) -> TaskResult:
     """Read, decode and count each piece; a piece that fails adds nothing to the total."""
-    total: dict[str, int] = {}
+    tally = Tally()
     results = []
     for piece in pieces:
         path = piece.file.path
@@ -150,7 +179,7 @@ def count_pieces(tokenizer: Tokenizer, task_id: int, pieces: Iterable[Piece]) ->
             failpoints.hit("worker-read", path)
             data = read_piece(piece)
             text, encoding = decode(data, piece.file.encoding)
-            tokens = tokenizer.count_into(total, text)
+            tokens = tokenizer.add(tally, text)
         except FileNotFoundError:
             results.append(PieceResult(path, VANISHED, "deleted before it was read", 0, 0, ""))
             continue
@@ -162,4 +191,4 @@ def count_pieces(tokenizer: Tokenizer, task_id: int, pieces: Iterable[Piece]) ->
             results.append(PieceResult(path, FAILED, reason, 0, 0, ""))
             continue
         results.append(PieceResult(path, COUNTED, "", len(data), tokens, encoding))
-    return TaskResult(task_id, total, tuple(results))
+    return TaskResult(task_id, tokenizer.finish(tally), tuple(results))
