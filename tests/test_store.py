@@ -92,3 +92,16 @@ def test_queries(store):
     assert stats["files_counted"] == 1 and stats["files_not_counted"] == 1
     assert stats["total_tokens"] == 10 and stats["distinct_tokens"] == 3
     assert [r["path"] for r in reader.files("skipped")] == ["/b"]
+
+
+def test_top_from_the_partial_index_and_beyond_it(store):
+    counts = {"甲": 5000, "乙": 1000, "丙": 1000, "丁": 999, "戊": 7, "己": 999}
+    store.merge([Merge(counts, [row("/a")])])
+    expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    for n in range(1, 7):  # n <= 3 comes from the index, more falls back to a scan
+        assert [(r["token"], r["count"]) for r in store.top(n)] == expected[:n]
+    plan = store.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT token, count FROM counts WHERE count >= 1000 "
+        "ORDER BY count DESC, token LIMIT 3"
+    ).fetchall()
+    assert "counts_top" in str(plan)
