@@ -14,7 +14,7 @@ import stat
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from .work import COUNTED, FAILED, SKIPPED, VANISHED, Piece, PieceResult, Task, 
 
 _PUNCT_OR_SYMBOL = frozenset("PS")
 _UNSEEN = object()
+SEGMENT_CHARS = 1 << 18  # cut long texts ~256k characters at a time (see segments)
 
 
 def is_countable(token: str) -> bool:
@@ -73,8 +74,12 @@ class Tokenizer:
         tally are looked at in Python (a dict keeps insertion order, so they
         are its last keys), to memoize the filter's verdict on them. The
         tokens that this text adds but the filter drops are the growth of the
-        few dropped tokens' counts.
+        few dropped tokens' counts. A long text is cut a segment at a time,
+        so a worker never holds more than a segment's token objects.
         """
+        return sum(self._add(tally, segment) for segment in segments(text))
+
+    def _add(self, tally: Tally, text: str) -> int:
         tokens = self.cut(text)
         if not isinstance(tokens, list):
             tokens = list(tokens)
@@ -113,6 +118,22 @@ class Tally:
     def __init__(self) -> None:
         self.raw: Counter[str] = Counter()
         self.dropped: list[str] = []
+
+
+def segments(text: str, size: int = SEGMENT_CHARS) -> Iterator[str]:
+    """`text` in pieces of about `size` characters, each ending at a newline.
+
+    jieba never joins characters across a newline into one token, so cutting
+    the pieces gives exactly the tokens of cutting the whole.
+    """
+    start = 0
+    while len(text) - start > size:
+        end = text.find("\n", start + size) + 1
+        if end == 0:
+            break
+        yield text[start:end]
+        start = end
+    yield text[start:] if start else text
 
 
 def read_piece(piece: Piece) -> bytes:

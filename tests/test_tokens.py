@@ -4,7 +4,7 @@ from collections import Counter
 import pytest
 
 from streamcount.config import TokenizerSettings
-from streamcount.tokens import Tokenizer, is_countable, read_piece
+from streamcount.tokens import SEGMENT_CHARS, Tokenizer, is_countable, read_piece, segments
 from streamcount.work import FileRef, Piece
 
 from .helpers import make_text, reference_counts
@@ -89,3 +89,18 @@ def test_chunk_counts_sum_to_whole_file_counts(tmp_path, default_tokenizer):
     for s in range(0, len(data), 1000):
         total.update(default_tokenizer.count(read_piece(Piece(ref, s, s + 1000)).decode()))
     assert total == reference_counts([text])
+
+
+def test_segments_split_at_newlines_and_cover_the_text():
+    text = "".join(f"第{i}行" + "字" * (i % 13) + "\n" for i in range(300)) + "没有换行的结尾"
+    for size in (1, 10, 100, 10_000):
+        parts = list(segments(text, size))
+        assert "".join(parts) == text
+        assert all(p.endswith("\n") for p in parts[:-1])
+    assert list(segments("短", 10)) == ["短"]
+
+
+def test_long_text_is_counted_in_segments_exactly(default_tokenizer):
+    text = make_text(random.Random(5), paragraphs=3000)  # > SEGMENT_CHARS characters
+    assert len(text) > SEGMENT_CHARS
+    assert default_tokenizer.count(text) == reference_counts([text])
