@@ -39,8 +39,8 @@ STATUS_SECONDS = 2.0  # how often STATUS and the status file are refreshed
 FIXED_WHILE_RUNNING = ("db", "tokenizer", "workers", "metrics_port", "metrics_address")
 
 
-class DaemonError(Exception):
-    """The daemon cannot start as configured."""
+class DaemonError(ConfigError):
+    """The daemon cannot start, or reload, as configured."""
 
 
 class StopFlag:
