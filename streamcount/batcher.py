@@ -37,9 +37,13 @@ class Batcher:
         """Tasks' worth of work waiting: files not yet batched, plus chunk tasks."""
         return len(self._files) + len(self._chunks)
 
-    def add(self, ref: FileRef, now: float) -> int:
-        """Queue a ready file; return how many chunks it was cut into (0: whole)."""
-        if ref.size > self.chunk_bytes:
+    def add(self, ref: FileRef, now: float, chunkable: bool = True) -> int:
+        """Queue a ready file; return how many chunks it was cut into (0: whole).
+
+        Not `chunkable`: a large file whose lines cannot be found by byte
+        (UTF-16 and UTF-32) goes whole, in a batch of its own size.
+        """
+        if chunkable and ref.size > self.chunk_bytes:
             ranges = plan_chunks(ref.size, self.chunk_bytes)
             for start, end in ranges:
                 self._chunks.append(Task(next(self._ids), (Piece(ref, start, end),)))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from . import engines
 from .batcher import Batcher
 from .config import Config
-from .decoding import ASCII
+from .decoding import ASCII, bom_encoding, is_wide
 from .store import LedgerRow, Merge, Store
 from .tokens import count_task, init_worker
 from .work import COUNTED, FAILED, VANISHED, FileRef, PieceResult, Task, TaskResult
@@ -66,6 +66,19 @@ class _Assembly:
     tokens: int = 0
     encodings: set[str] = field(default_factory=set)
     failure: PieceResult | None = None
+
+
+def _wide_text(ref: FileRef) -> bool:
+    """UTF-16/32, by configuration or by its byte-order mark (4 bytes read)."""
+    if ref.encoding != "auto":
+        return is_wide(ref.encoding)
+    try:
+        with open(ref.path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False  # the worker will report it
+    encoding = bom_encoding(head)
+    return encoding is not None and is_wide(encoding)
 
 
 def ledger_row(ref: FileRef, result: PieceResult) -> LedgerRow:
@@ -138,7 +151,8 @@ class Pipeline:
         )
 
     def add(self, ref: FileRef, now: float) -> None:
-        chunks = self.batcher.add(ref, now)
+        chunkable = ref.size <= self.config.chunk_bytes or not _wide_text(ref)
+        chunks = self.batcher.add(ref, now, chunkable)
         if chunks:
             self._chunked[ref.path] = _Assembly(ref, chunks)
 

@@ -36,8 +36,8 @@ def test_binary_is_skipped():
 
 def test_undecodable_fails():
     with pytest.raises(DecodeFailure) as err:
-        decode(b"\xff\xfe\xfd\x81\x30 not text")
-    assert err.value.status == "failed" and "UTF-8 or GB18030" in err.value.reason
+        decode(b"\xfd\x81\x30\xff\xfe not text")
+    assert err.value.status == "failed" and "not valid UTF-8, GB18030 or Big5" in err.value.reason
 
 
 def test_explicit_encoding():

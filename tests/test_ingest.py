@@ -33,7 +33,7 @@ def build_tree(root: Path, rng: random.Random) -> list[str]:
     counted.append(crlf)
     (root / "empty.txt").write_bytes(b"")
     (root / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR")
-    (root / "garbage.txt").write_bytes(b"\xff\xfe\xfd\x81\x30\xff" * 10)
+    (root / "garbage.txt").write_bytes(b"\xfd\x81\x30\xff\xfe\x80" * 10)
     for ignored in (".hidden.txt", "partial.txt.part", "notes.md", "x.tmp"):
         (root / ignored).write_text(make_text(rng), encoding="utf-8")
     (root / ".git").mkdir()

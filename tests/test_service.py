@@ -198,12 +198,12 @@ def test_json_logs_one_object_a_line(tmp_path, rng, daemon_factory):
     db = tmp_path / "db.sqlite"
     daemon = daemon_factory(log_format="json").start()
     (tmp_path / "inbox" / "a.txt").write_text(make_text(rng))
-    (tmp_path / "inbox" / "bad.txt").write_bytes(b"\xff\xfe\xfd\x81\x30\xff" * 10)
+    (tmp_path / "inbox" / "bad.txt").write_bytes(b"\xfd\x81\x30\xff\xfe\x80" * 10)
     wait_until(lambda: len(db_ledger(db)) == 2, what="both files")
     wait_until(lambda: daemon.saw("merged"), what="the batch line")
     assert daemon.stop() == 0
     entries = [json.loads(line) for line in daemon.log]
     assert all({"time", "level", "logger", "message"} <= e.keys() for e in entries)
     failed = [e for e in entries if e["level"] == "WARNING" and "bad.txt" in e["message"]]
-    assert failed and "failed: not valid UTF-8 or GB18030" in failed[0]["message"]
+    assert failed and "failed: not valid UTF-8, GB18030 or Big5" in failed[0]["message"]
     assert any(e["level"] == "INFO" and e["message"].startswith("merged ") for e in entries)
