@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import stat
 import sys
@@ -27,6 +28,7 @@ from .work import COUNTED, FAILED, SKIPPED, VANISHED, Piece, PieceResult, Task, 
 _PUNCT_OR_SYMBOL = frozenset("PS")
 _UNSEEN = object()
 SEGMENT_CHARS = 1 << 18  # cut long texts ~256k characters at a time (see segments)
+_SENTENCE_END = re.compile("[。！？；，]")
 
 
 def is_countable(token: str) -> bool:
@@ -121,16 +123,22 @@ class Tally:
 
 
 def segments(text: str, size: int = SEGMENT_CHARS) -> Iterator[str]:
-    """`text` in pieces of about `size` characters, each ending at a newline.
+    """`text` in pieces of about `size` characters, each ending at a line or sentence end.
 
-    jieba never joins characters across a newline into one token, so cutting
-    the pieces gives exactly the tokens of cutting the whole.
+    jieba starts a new block at every character outside its word pattern
+    (CJK, ASCII letters and digits, a few symbols), and newlines and
+    sentence punctuation are such characters: cutting the pieces gives
+    exactly the tokens of cutting the whole. A newline is preferred; text
+    with none (one 50 MB line) is split after sentence punctuation instead.
     """
     start = 0
     while len(text) - start > size:
         end = text.find("\n", start + size) + 1
         if end == 0:
-            break
+            found = _SENTENCE_END.search(text, start + size)
+            if found is None:
+                break
+            end = found.end()
         yield text[start:end]
         start = end
     yield text[start:] if start else text

@@ -104,3 +104,14 @@ def test_long_text_is_counted_in_segments_exactly(default_tokenizer):
     text = make_text(random.Random(5), paragraphs=3000)  # > SEGMENT_CHARS characters
     assert len(text) > SEGMENT_CHARS
     assert default_tokenizer.count(text) == reference_counts([text])
+
+
+def test_text_without_newlines_is_segmented_at_sentence_ends(default_tokenizer):
+    text = make_text(random.Random(6), paragraphs=40).replace("\n", "")
+    parts = list(segments(text, 500))
+    assert len(parts) > 5 and "".join(parts) == text
+    assert all(p[-1] in "。！？；，" for p in parts[:-1])
+    total = Counter()
+    for part in parts:
+        total.update(default_tokenizer.count(part))
+    assert total == reference_counts([text])
