@@ -166,7 +166,14 @@ class Pipeline:
             done, _ = wait(self._inflight, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
                 self._collect(future)
+        elif self._finished and self._merge_failures:  # backing off: don't spin
+            time.sleep(max(0.0, min(timeout, self._retry_at - time.monotonic())))
         return self._merge()
+
+    @property
+    def writer_failing(self) -> bool:
+        """The last merge failed; its results are held and retried with back-off."""
+        return self._merge_failures > 0
 
     def _submit(self, now: float, flush: bool) -> None:
         if self._finished and self._merge_failures:
