@@ -1,4 +1,4 @@
-"""Deterministic crash points for tests: die here, now, as a SIGKILL would.
+"""Deterministic failure points for tests: die here as a SIGKILL would, or raise.
 
 `STREAMCOUNT_FAILPOINTS` is a comma-separated list of `name` or
 `name=text`; with `text`, the point fires only when its detail (a path, for
@@ -24,8 +24,18 @@ def _parse(spec: str) -> dict[str, str]:
 _POINTS = _parse(os.environ.get(ENV, ""))
 
 
+def armed(name: str, detail: str = "") -> bool:
+    text = _POINTS.get(name)
+    return text is not None and text in detail
+
+
 def hit(name: str, detail: str = "") -> None:
     """Exit at once (status 137, no clean-up) if failpoint `name` is armed for `detail`."""
-    text = _POINTS.get(name)
-    if text is not None and text in detail:
+    if armed(name, detail):
         os._exit(137)
+
+
+def fail(name: str, detail: str = "") -> None:
+    """Raise RuntimeError if failpoint `name` is armed for `detail` (a bug, simulated)."""
+    if armed(name, detail):
+        raise RuntimeError(f"failpoint {name}: {detail}")

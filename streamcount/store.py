@@ -22,10 +22,12 @@ from urllib.parse import quote
 
 import sqlite_utils
 
+from . import failpoints
 from .config import TokenizerSettings
 from .work import COUNTED
 
 BUSY_TIMEOUT_MS = 30_000
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
 TOP_MIN = 1000  # tokens counted at least this often are in the counts_top index
 
 # Each entry brings the schema from version i to i + 1. `counts` is written
@@ -136,6 +138,8 @@ class Store:
             store.conn.execute("PRAGMA journal_mode = WAL")
             store.conn.execute("PRAGMA synchronous = NORMAL")
             store.conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
+            # After a long reader has kept the WAL from being reset, shrink it back.
+            store.conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
             store._migrate()
             store._check_settings(tokenizer_fingerprint(settings))
         except sqlite3.DatabaseError as exc:
@@ -213,12 +217,14 @@ class Store:
                 counts.update(m.counts)
         rows = [row for m in merges for row in m.rows]
         now = datetime.now(UTC).isoformat(timespec="seconds")
+        failpoints.hit("merge-begin")
         with self._immediate():
             self.conn.executemany(
                 "INSERT INTO counts (token, count) VALUES (?, ?) "
                 "ON CONFLICT(token) DO UPDATE SET count = count + excluded.count",
                 sorted(counts.items()),
             )
+            failpoints.hit("merge-after-upsert")
             self.conn.executemany(
                 "INSERT INTO files (path, size, mtime_ns, inode, tokens, status, reason, "
                 "encoding, counted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -230,6 +236,8 @@ class Store:
                 (sum(counts.values()),),
             )
             self._set_meta("last_merge", now)
+            failpoints.hit("merge-before-commit")
+        failpoints.hit("merge-after-commit")
 
     def known_paths(self) -> set[str]:
         """Every path in the ledger, whatever its status: none is counted again."""

@@ -27,6 +27,8 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from . import failpoints
+
 Sighting = tuple[str, str]
 
 # Only what we act on, so the kernel sends nothing else (on Linux this sets
@@ -43,6 +45,7 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         kind = event.event_type
         path = os.fsdecode(event.dest_path if kind == EVENT_TYPE_MOVED else event.src_path)
+        failpoints.fail("watcher-event", path)  # an exception here kills the observer
         if event.is_directory:
             if kind in (EVENT_TYPE_CREATED, EVENT_TYPE_MOVED):
                 self.out.put(("folder", path))

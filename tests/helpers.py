@@ -132,9 +132,12 @@ def _toml(value: object) -> str:
 class DaemonProcess:
     """`python -m streamcount run` as a real subprocess, with its stderr kept."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, env: dict[str, str] | None = None, user: str | None = None
+    ) -> None:
         self.config = config
         self.env = env
+        self.user = user
         self.proc: subprocess.Popen[bytes] | None = None
         self.log: list[str] = []
 
@@ -145,6 +148,7 @@ class DaemonProcess:
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             env={**os.environ, **(self.env or {})},
+            user=self.user,
         )
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
         if wait_ready:

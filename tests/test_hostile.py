@@ -1,0 +1,139 @@
+"""Hostile and unusual paths: each has a defined outcome, and nothing else is lost."""
+
+import os
+import pwd
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from streamcount.config import Config
+from streamcount.pipeline import open_pipeline
+from streamcount.work import FileRef
+
+from .helpers import (
+    DaemonProcess,
+    db_counts,
+    db_ledger,
+    make_text,
+    reference_counts,
+    wait_until,
+    write_config,
+)
+
+
+def test_fifos_symlinks_and_loops_are_passed_over(tmp_path, rng, daemon_factory):
+    inbox, db = tmp_path / "inbox", tmp_path / "db.sqlite"
+    outside = tmp_path / "outside.txt"
+    outside.write_text(make_text(rng))
+    os.mkfifo(inbox / "pipe.txt")  # present at start: the catch-up scan must not hang on it
+    (inbox / "link.txt").symlink_to(outside)  # points outside the watched root
+    (inbox / "loop").symlink_to(inbox, target_is_directory=True)  # a loop, if followed
+    (inbox / "dangling.txt").symlink_to(tmp_path / "nowhere.txt")
+    daemon = daemon_factory(rescan_seconds=0.5).start()
+    os.mkfifo(inbox / "pipe2.txt")  # and arriving while it runs
+    (inbox / "link2.txt").symlink_to(outside)
+    texts = []
+    for i in range(3):  # the daemon keeps counting, rescans included
+        texts.append(make_text(rng))
+        (inbox / f"good{i}.txt").write_text(texts[-1])
+        wait_until(lambda i=i: str(inbox / f"good{i}.txt") in db_ledger(db), what=f"good{i}")
+    assert set(db_ledger(db)) == {str(inbox / f"good{i}.txt") for i in range(3)}
+    assert daemon.stop() == 0
+    assert db_counts(db) == reference_counts(texts)
+
+
+def test_file_deleted_before_it_is_read_is_not_in_the_ledger(tmp_path, rng):
+    config = Config(db=tmp_path / "db.sqlite", workers=1)
+    kept = tmp_path / "kept.txt"
+    kept.write_text(text := make_text(rng))
+    with open_pipeline(config) as pipeline:
+        pipeline.add(FileRef(str(tmp_path / "gone.txt"), 10, 0, 0), 0.0)
+        st = kept.stat()
+        pipeline.add(FileRef(str(kept), st.st_size, st.st_mtime_ns, st.st_ino), 0.0)
+        vanished, rows = [], []
+        while pipeline.busy:
+            progress = pipeline.drain()
+            vanished += progress.vanished
+            rows += progress.rows
+    assert vanished == [str(tmp_path / "gone.txt")]
+    assert [r.path for r in rows] == [str(kept)]
+    assert db_counts(config.db) == reference_counts([text])
+
+
+def test_appended_after_counting_is_not_counted_again(tmp_path, rng, daemon_factory):
+    inbox, db = tmp_path / "inbox", tmp_path / "db.sqlite"
+    daemon = daemon_factory(rescan_seconds=0.5).start()
+    first = make_text(rng)
+    (inbox / "log.txt").write_text(first)
+    wait_until(lambda: str(inbox / "log.txt") in db_ledger(db), what="log.txt")
+    with open(inbox / "log.txt", "a") as f:
+        f.write(make_text(rng))
+    later = make_text(rng)
+    (inbox / "later.txt").write_text(later)
+    wait_until(lambda: str(inbox / "later.txt") in db_ledger(db), what="later.txt")
+    assert daemon.stop() == 0
+    assert db_counts(db) == reference_counts([first, later])  # the appended part is not counted
+
+
+def _nobody_can_run_python() -> str | None:
+    """Why a daemon cannot be run as `nobody` here, or None if it can."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        return "there is no user nobody"
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import streamcount"], user="nobody", capture_output=True
+        )
+    except OSError as exc:
+        return f"user nobody cannot run {sys.executable}: {exc.strerror}"
+    if probe.returncode != 0:
+        return f"user nobody cannot run {sys.executable}: {probe.stderr.decode()[-200:]}"
+    return None
+
+
+def test_unreadable_file_is_failed_with_its_reason_and_the_rest_counted(rng):
+    """As root every file is readable, so the daemon runs as `nobody` (or skips, saying why)."""
+    why = _nobody_can_run_python()
+    if why:
+        pytest.skip(f"running as root, and cannot drop privileges for the daemon: {why}")
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        root = Path(tmp)
+        root.chmod(0o777)
+        inbox = root / "inbox"
+        inbox.mkdir(mode=0o777)
+        inbox.chmod(0o777)
+        db = root / "db.sqlite"
+        (inbox / "secret.txt").write_text(make_text(rng))
+        (inbox / "secret.txt").chmod(0o000)
+        text = make_text(rng)
+        (inbox / "open.txt").write_text(text)
+        (inbox / "open.txt").chmod(0o644)
+        config = write_config(root / "config.toml", inbox, db)
+        config.chmod(0o644)
+        daemon = DaemonProcess(config, user="nobody" if os.geteuid() == 0 else None).start()
+        try:
+            wait_until(lambda: len(db_ledger(db)) == 2, what="both files")
+        finally:
+            assert daemon.stop() == 0
+        ledger = db_ledger(db)
+        assert ledger[str(inbox / "secret.txt")] == "failed"
+        assert db_counts(db) == reference_counts([text])
+
+
+def test_a_dead_file_watcher_is_restarted_and_nothing_is_missed(tmp_path, rng, daemon_factory):
+    inbox, db = tmp_path / "inbox", tmp_path / "db.sqlite"
+    env = {"STREAMCOUNT_FAILPOINTS": "watcher-event=poison"}
+    daemon = daemon_factory(env=env).start()
+    texts = {name: make_text(rng) for name in ("poison.txt", "after.txt")}
+    (inbox / "poison.txt").write_text(texts["poison.txt"])  # its event kills the observer
+    wait_until(lambda: daemon.saw("the file watcher stopped; restarting"), what="the restart")
+    (inbox / "after.txt").write_text(texts["after.txt"])
+    wait_until(lambda: len(db_ledger(db)) == 2, what="both files")
+    assert daemon.stop() == 0
+    assert db_counts(db) == reference_counts(texts.values())
