@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean systemd-tools
+.PHONY: run test lint bench clean systemd-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ systemd-tools:
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# Benchmarks need ../shared/corpus (or STREAMCOUNT_CORPUS). This is the quick
+# smoke run; docs/benchmarks.md has the full commands and their results.
+bench: $(STAMP)
+	$(BIN)/python -m bench.throughput --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
