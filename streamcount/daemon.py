@@ -28,7 +28,9 @@ from .notify import Notifier
 from .pipeline import Pipeline, Progress, open_pipeline
 from .readiness import Readiness
 from .statusfile import write_status
+from .store import LedgerRow
 from .watcher import Sighting, Watcher
+from .work import COUNTED, MOVED
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,9 @@ class Daemon:
         self.rules = Rules(config.include, config.exclude)
         self.sightings: queue.Queue[Sighting] = queue.Queue()
         self.readiness = Readiness(config.settle_seconds, pipeline.store.known_paths())
+        self.identities = pipeline.store.counted_identities()
         self.watcher = Watcher([d.path for d in config.watch], self.sightings)
+        self.polling = False
         self.notifier = Notifier()
         self.metrics = Metrics()
         self.started_at = _utc_now()
@@ -100,7 +104,7 @@ class Daemon:
                 "metrics on http://%s:%d/metrics",
                 self.config.metrics_address, self.config.metrics_port,
             )  # fmt: skip
-        self.watcher.start()
+        self._start_watcher()
         self.rescan()
         next_rescan = time.monotonic() + self.config.rescan_seconds
         self.notifier.send("READY=1", f"STATUS={self._status_line(0.0)}")
@@ -255,12 +259,32 @@ class Daemon:
         if root is None:
             return
         self.readiness.known.add(path)
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+        old = self.identities.get(identity)
+        if old is not None and old != path and not os.path.lexists(old):
+            # The same inode, size and mtime as a counted file that is gone:
+            # it was renamed (a copy is a new inode, and the original stays).
+            self.identities[identity] = path
+            reason = f"renamed from {old}, where it was counted"
+            row = LedgerRow(path, st.st_size, st.st_mtime_ns, st.st_ino, 0, MOVED, reason, "")
+            self.pipeline.record(row)
+            return
         self.pipeline.add(file_ref(path, st, root.encoding), time.monotonic())
 
     def _restart_watcher(self) -> None:
         self.watcher.stop()
-        self.watcher = Watcher([d.path for d in self.config.watch], self.sightings)
-        self.watcher.start()
+        self.watcher = Watcher([d.path for d in self.config.watch], self.sightings, self.polling)
+        self._start_watcher()
+
+    def _start_watcher(self) -> None:
+        """Start the observer; if inotify is refused (its limits), poll instead."""
+        try:
+            self.watcher.start()
+        except OSError as exc:
+            log.error("cannot watch with inotify (%s); polling the folders instead", exc)
+            self.polling = True
+            self.watcher = Watcher([d.path for d in self.config.watch], self.sightings, True)
+            self.watcher.start()
 
     def _report(self, progress: Progress) -> None:
         self.metrics.record(progress)
@@ -272,7 +296,11 @@ class Daemon:
         tokens = 0
         for row in progress.rows:
             tokens += row.tokens
-            if row.status != "counted":
+            if row.status == COUNTED:
+                self.identities[(row.inode, row.size, row.mtime_ns)] = row.path
+            elif row.status == MOVED:
+                log.info("%s: %s", row.path, row.reason)
+            else:
                 log.warning("%s: %s: %s", row.path, row.status, row.reason)
         self.counted += len(progress.rows)
         self.last_merge = _utc_now()

@@ -35,7 +35,7 @@ def hit(name: str, detail: str = "") -> None:
         os._exit(137)
 
 
-def fail(name: str, detail: str = "") -> None:
-    """Raise RuntimeError if failpoint `name` is armed for `detail` (a bug, simulated)."""
+def fail(name: str, detail: str = "", error: type[Exception] = RuntimeError) -> None:
+    """Raise `error` if failpoint `name` is armed for `detail` (a bug or a refusal, simulated)."""
     if armed(name, detail):
-        raise RuntimeError(f"failpoint {name}: {detail}")
+        raise error(f"failpoint {name}: {detail}")

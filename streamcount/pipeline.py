@@ -156,6 +156,10 @@ class Pipeline:
         if chunks:
             self._chunked[ref.path] = _Assembly(ref, chunks)
 
+    def record(self, row: LedgerRow) -> None:
+        """Put a ledger row with nothing to count (a renamed file) in the next merge."""
+        self._finished.append(Merge({}, [row]))
+
     # -- one round -----------------------------------------------------------
 
     def pump(self, timeout: float, flush: bool = False, submit: bool = True) -> Progress:

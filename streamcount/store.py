@@ -239,6 +239,13 @@ class Store:
             failpoints.hit("merge-before-commit")
         failpoints.hit("merge-after-commit")
 
+    def counted_identities(self) -> dict[tuple[int, int, int], str]:
+        """(inode, size, mtime_ns) -> path of every counted file: how a rename is recognised."""
+        rows = self.conn.execute(
+            "SELECT inode, size, mtime_ns, path FROM files WHERE status = ?", (COUNTED,)
+        )
+        return {(inode, size, mtime): path_from_value(path) for inode, size, mtime, path in rows}
+
     def known_paths(self) -> set[str]:
         """Every path in the ledger, whatever its status: none is counted again."""
         return {path_from_value(row[0]) for row in self.conn.execute("SELECT path FROM files")}

@@ -26,6 +26,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
 
 from . import failpoints
 
@@ -56,15 +57,25 @@ class _Handler(FileSystemEventHandler):
 
 
 class Watcher:
-    """One observer over every watched root, recursively."""
+    """One observer over every watched root, recursively.
 
-    def __init__(self, roots: list[Path], out: queue.Queue[Sighting]) -> None:
-        self._observer = Observer()
+    inotify by default; `polling` (a stat of the tree every second) where
+    inotify cannot be had, e.g. when the watch limit is reached.
+    """
+
+    def __init__(
+        self, roots: list[Path], out: queue.Queue[Sighting], polling: bool = False
+    ) -> None:
+        self.polling = polling
+        self._observer = PollingObserver() if polling else Observer()
         handler = _Handler(out)
         for root in roots:
             self._observer.schedule(handler, str(root), recursive=True, event_filter=EVENTS)
 
     def start(self) -> None:
+        """Start watching; OSError if the kernel refuses (inotify limits)."""
+        if not self.polling:
+            failpoints.fail("watcher-start", "", OSError)
         self._observer.start()
 
     def alive(self) -> bool:

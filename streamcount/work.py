@@ -12,6 +12,8 @@ from typing import NamedTuple
 # Ledger statuses. "vanished" never reaches the ledger: a file deleted before
 # it was read has nothing to count, and is counted if it comes back.
 COUNTED, SKIPPED, FAILED, VANISHED = "counted", "skipped", "failed", "vanished"
+# A counted file renamed within the tree: its new path, with nothing counted again.
+MOVED = "moved"
 
 
 class FileRef(NamedTuple):

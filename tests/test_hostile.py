@@ -137,3 +137,39 @@ def test_a_dead_file_watcher_is_restarted_and_nothing_is_missed(tmp_path, rng, d
     wait_until(lambda: len(db_ledger(db)) == 2, what="both files")
     assert daemon.stop() == 0
     assert db_counts(db) == reference_counts(texts.values())
+
+
+def test_a_counted_file_renamed_in_the_tree_is_not_counted_again(tmp_path, rng, daemon_factory):
+    inbox, db = tmp_path / "inbox", tmp_path / "db.sqlite"
+    daemon = daemon_factory().start()
+    text = make_text(rng)
+    (inbox / "a.txt").write_text(text)
+    wait_until(lambda: str(inbox / "a.txt") in db_ledger(db), what="a.txt")
+    (inbox / "sub").mkdir()
+    (inbox / "a.txt").rename(inbox / "sub" / "b.txt")  # seen by its event
+    wait_until(lambda: str(inbox / "sub" / "b.txt") in db_ledger(db), what="b.txt")
+    copy = make_text(rng)
+    (inbox / "copy.txt").write_text(copy)  # a new file with other content: counted
+    wait_until(lambda: str(inbox / "copy.txt") in db_ledger(db), what="copy.txt")
+    assert daemon.stop() == 0
+    (inbox / "sub" / "b.txt").rename(inbox / "c.txt")  # while stopped: found by the scan
+    again = daemon_factory().start()
+    wait_until(lambda: str(inbox / "c.txt") in db_ledger(db), what="c.txt")
+    assert again.stop() == 0
+    ledger = db_ledger(db)
+    assert ledger[str(inbox / "sub" / "b.txt")] == ledger[str(inbox / "c.txt")] == "moved"
+    assert db_counts(db) == reference_counts([text, copy])
+
+
+def test_without_inotify_the_daemon_polls_and_still_counts(tmp_path, rng, daemon_factory):
+    """inotify refused at start (its watch limit reached, simulated): poll instead."""
+    inbox, db = tmp_path / "inbox", tmp_path / "db.sqlite"
+    daemon = daemon_factory(env={"STREAMCOUNT_FAILPOINTS": "watcher-start"}).start()
+    assert daemon.saw("polling the folders instead")
+    texts = [make_text(rng) for _ in range(3)]
+    (inbox / "new").mkdir()
+    for i, text in enumerate(texts):
+        (inbox / "new" / f"{i}.txt").write_text(text)
+    wait_until(lambda: len(db_ledger(db)) == 3, what="the files, by polling")
+    assert daemon.stop() == 0
+    assert db_counts(db) == reference_counts(texts)
