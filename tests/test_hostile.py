@@ -2,9 +2,12 @@
 
 import os
 import pwd
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -173,3 +176,43 @@ def test_without_inotify_the_daemon_polls_and_still_counts(tmp_path, rng, daemon
     wait_until(lambda: len(db_ledger(db)) == 3, what="the files, by polling")
     assert daemon.stop() == 0
     assert db_counts(db) == reference_counts(texts)
+
+
+def test_file_truncated_after_discovery_counts_what_was_read(tmp_path, rng):
+    """The worker counts the bytes it reads; the ledger records how many."""
+    config = Config(db=tmp_path / "db.sqlite", workers=1)
+    text = make_text(rng, paragraphs=20)
+    path = tmp_path / "shrinks.txt"
+    path.write_text(text)
+    st = path.stat()
+    ref = FileRef(str(path), st.st_size, st.st_mtime_ns, st.st_ino)  # discovered whole...
+    kept = text[: len(text) // 2]
+    path.write_text(kept)  # ... then truncated before a worker reads it
+    with open_pipeline(config) as pipeline:
+        pipeline.add(ref, 0.0)
+        while pipeline.busy:
+            pipeline.drain()
+    assert db_counts(config.db) == reference_counts([kept])
+    with sqlite3.connect(config.db) as conn:
+        assert conn.execute("SELECT size FROM files").fetchone() == (len(kept.encode()),)
+
+
+def test_a_hundred_thousand_files_in_one_folder(tmp_path, daemon_factory):
+    """All present at start, in one directory: scanned, watched and counted once."""
+    inbox, db = tmp_path / "inbox", tmp_path / "db.sqlite"
+    old = time.time() - 3600
+    for i in range(100_000):
+        path = inbox / f"{i:06d}.txt"
+        path.write_text(f"第{i % 97}号文件\n")
+        os.utime(path, (old, old))
+    daemon = daemon_factory(batch_max_files=1000).start()
+    (inbox / "late.txt").write_text("最后一个文件\n")
+    wait_until(lambda: len(db_ledger(db)) == 100_001, 300, "100,001 files")
+    assert daemon.stop() == 0
+    expected: Counter[str] = Counter()  # file i has text i % 97: count each text once, times
+    for i in range(97):
+        copies = len(range(i, 100_000, 97))
+        for token, n in reference_counts([f"第{i}号文件\n"]).items():
+            expected[token] += n * copies
+    expected.update(reference_counts(["最后一个文件\n"]))
+    assert db_counts(db) == expected
