@@ -1,6 +1,6 @@
 """Peak memory of every process while counting a huge file, or a huge backlog.
 
-    python -m bench.memory bigfile [--mb 1024] [--engine jieba-rs]
+    python -m bench.memory bigfile [--mb 1024] [--engine jieba-rs] [--no-newlines]
     python -m bench.memory backlog [--files 100000] [--engine jieba-rs]
 
 Runs `streamcount ingest` (the daemon's pipeline) and samples the peak RSS
@@ -63,16 +63,20 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=1024)
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--engine", default="jieba-rs")
+    parser.add_argument("--no-newlines", action="store_true", help="bigfile: one single line")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         if args.what == "bigfile":
             corpus = CORPUS.read_bytes()
+            if args.no_newlines:
+                corpus = corpus.replace(b"\n", b"")
             path = tmp_path / "big.txt"
             with open(path, "wb") as f:
                 for _ in range(max(1, args.mb * 1024 * 1024 // len(corpus))):
                     f.write(corpus)
-            paths, label = [path], f"one {path.stat().st_size / 1e6:,.0f} MB file"
+            lines = "line" if args.no_newlines else "file"
+            paths, label = [path], f"one {path.stat().st_size / 1e6:,.0f} MB {lines}"
         else:
             texts = articles()
             texts = (texts * (args.files // len(texts) + 1))[: args.files]

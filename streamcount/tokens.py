@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
+from typing import BinaryIO
 
 from . import failpoints
 from .config import TokenizerSettings
@@ -157,15 +158,27 @@ def read_piece(piece: Piece) -> bytes:
         if piece.end is None:
             return f.read()
         pos = piece.start
-        if pos > 0:
-            f.seek(pos - 1)
-            f.readline()  # the line that started before us belongs to the previous chunk
-            pos = f.tell()
+        if pos > 0:  # the line that started before us belongs to the previous chunk
+            pos = _after_newline(f, pos - 1)
         if pos >= piece.end:
             return b""
         data = f.read(piece.end - pos)
         # finish our last line, unless we stopped right after its newline
         return data if data.endswith(b"\n") else data + f.readline()
+
+
+def _after_newline(f: BinaryIO, pos: int, block: int = 1 << 16) -> int:
+    """The offset just past the first newline at or after `pos` (or the end), reading
+    in blocks: a chunk of a file with few newlines must not load the rest of it."""
+    f.seek(pos)
+    while data := f.read(block):
+        found = data.find(b"\n")
+        if found >= 0:
+            pos += found + 1
+            f.seek(pos)
+            return pos
+        pos += len(data)
+    return pos
 
 
 _tokenizer: Tokenizer | None = None
