@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from bench.corpus import articles
+from bench.daemon import start_daemon
 
 
 def main() -> None:
@@ -37,17 +36,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         inbox, db = Path(tmp) / "inbox", Path(tmp) / "db.sqlite"
         inbox.mkdir()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamcount", "run", "--watch", str(inbox), "--db", str(db),
-             "--workers", str(args.workers)],
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        proc = start_daemon(inbox, db, args.workers)
         try:
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                if "watching" in line:
-                    break
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
             closed, seen, lag = feed_and_watch(inbox, db, texts, args.rate_mb, args.seconds)
         finally:
             proc.terminate()

@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.corpus import CORPUS, ROOT, articles, write_files
+from bench.daemon import start_daemon
 
 CONTENDERS = ("limit", "parallel", "a", "b", "c", "d", "ingest", "daemon", "limit-rs", "ingest-rs")
 BATCH_DOCS = 1000
@@ -186,16 +187,8 @@ def _daemon(folder: Path, cores: int, work: Path) -> dict:
     inbox, db = work / "inbox", work / "daemon.db"
     inbox.mkdir()
     expected = sum(1 for _ in folder.rglob("*.txt"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamcount", "run", "--watch", str(inbox), "--db", str(db),
-         "--workers", str(cores)],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = start_daemon(inbox, db, cores)
     try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if "watching" in line:
-                break
         started = time.perf_counter()
         shutil.copytree(folder, inbox / "drop", copy_function=os.link)  # hard links: instant
         while _ledger_size(db) < expected:
@@ -328,7 +321,7 @@ def render(results: dict[str, list[dict]], size: int, files: int, args: argparse
         ceiling = rs_rate if name.endswith("-rs") else limit_rate
         of_limit = f"{rate / ceiling:.0%}" if ceiling else "–"
         vs_a = f"{med['a'] / med[name]:.2f}×" if "a" in med and name != "limit" else "–"
-        if name == "limit-rs":
+        if name in ("parallel", "limit-rs"):  # limits, not ways of counting
             vs_a = "–"
         digest = rs[0]["digest"]
         same = "–" if digest is None or base is None else ("yes" if digest == base else "NO")

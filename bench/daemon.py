@@ -1,0 +1,26 @@
+"""Start `streamcount run` for a benchmark and wait until it is watching."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+
+def start_daemon(inbox: Path, db: Path, workers: int) -> subprocess.Popen[str]:
+    """The daemon on `inbox`, returned once it logs that it is watching.
+
+    The rest of its log is drained on a thread so it never blocks on a full pipe.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamcount", "run", "--watch", str(inbox), "--db", str(db),
+         "--workers", str(workers)],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "watching" in line:
+            break
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
+    return proc
