@@ -59,7 +59,7 @@ class Config:
     exclude: tuple[str, ...] = (".*", "*.tmp", "*.part", "*.swp", "*~")
     settle_seconds: float = 2.0
     rescan_seconds: float = 60.0
-    batch_max_files: int = 1000
+    batch_max_files: int = 4000
     batch_max_bytes: int = 64 * 1024 * 1024
     batch_max_wait: float = 0.5
     chunk_bytes: int = 8 * 1024 * 1024
