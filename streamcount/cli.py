@@ -201,7 +201,7 @@ def stats(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False) 
 @app.command()
 def files(
     status: Annotated[
-        str | None, typer.Option(help="only this status: counted, skipped, failed")
+        str | None, typer.Option(help="only this status: counted, skipped, failed, moved")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="at most this many rows")] = None,
     config: ConfigOpt = None,
