@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 TASKS_PER_WORKER = 2
 MAX_ATTEMPTS = 3  # a file that kills its worker this often, alone, is marked failed
 RETRY_SECONDS = (0.5, 1, 2, 5, 10, 30)  # writer back-off after a failed merge
-MERGE_INTERVAL = 0.25  # seconds between merges while results keep coming, at least,
+MERGE_INTERVAL = 0.1  # seconds between merges while results keep coming, at least,
 MERGE_SPACING = 4  # and this many times the last merge's duration: the writer stays
 # a small share of the parent's time however fast the workers produce (jieba-rs)
 
