@@ -85,9 +85,10 @@ class Daemon:
         self.rules = Rules(config.include, config.exclude)
         self.sightings: queue.Queue[Sighting] = queue.Queue()
         self.readiness = Readiness(config.settle_seconds, pipeline.store.known_paths())
+        self.in_ledger_at_start = len(self.readiness.known)
         self.identities = pipeline.store.counted_identities()
-        self.watcher = Watcher([d.path for d in config.watch], self.sightings)
         self.polling = False
+        self.watcher = self._new_watcher()
         self.notifier = Notifier()
         self.metrics = Metrics()
         self.started_at = _utc_now()
@@ -111,9 +112,26 @@ class Daemon:
         log.info(
             "watching %s; %d files already in the ledger, %d queued",
             ", ".join(str(d.path) for d in self.config.watch),
-            len(self.readiness.known) - self.pipeline.backlog,
-            self.pipeline.backlog,
+            self.in_ledger_at_start,
+            len(self.readiness.known) - self.in_ledger_at_start,
         )
+        try:
+            self._loop(next_rescan)
+            inflight = self.pipeline.inflight
+            message = f"signal {self.stop.signum}: finishing {inflight} tasks in flight"
+            log.info(message)
+            self.notifier.send("STOPPING=1", f"STATUS={message}")
+            self._write_status("stopping")
+            self.watcher.stop()
+            self._report(self.pipeline.finish())
+            self._write_status("stopped")
+        finally:  # also on an error: no observer thread or metrics server left behind
+            self.watcher.stop()
+            self.notifier.close()
+            self.metrics.close()
+
+    def _loop(self, next_rescan: float) -> None:
+        """Until a stop signal: take sightings, offer what is due, rescan, pump, report."""
         while not self.stop.event.is_set():
             self._take_sightings(wait=0 if self.pipeline.inflight else TICK)
             now = time.monotonic()
@@ -130,15 +148,6 @@ class Daemon:
             if self.stop.reload.is_set():
                 self.stop.reload.clear()
                 self._reload()
-        message = f"signal {self.stop.signum}: finishing {self.pipeline.inflight} tasks in flight"
-        log.info(message)
-        self.notifier.send("STOPPING=1", f"STATUS={message}")
-        self._write_status("stopping")
-        self.watcher.stop()
-        self._report(self.pipeline.finish())
-        self._write_status("stopped")
-        self.notifier.close()
-        self.metrics.close()
 
     def _reload(self) -> None:
         """SIGHUP: apply a changed config, or keep the old one whole if it cannot be."""
@@ -271,9 +280,12 @@ class Daemon:
             return
         self.pipeline.add(file_ref(path, st, root.encoding), time.monotonic())
 
+    def _new_watcher(self) -> Watcher:
+        return Watcher([d.path for d in self.config.watch], self.sightings, self.polling)
+
     def _restart_watcher(self) -> None:
         self.watcher.stop()
-        self.watcher = Watcher([d.path for d in self.config.watch], self.sightings, self.polling)
+        self.watcher = self._new_watcher()
         self._start_watcher()
 
     def _start_watcher(self) -> None:
@@ -283,7 +295,7 @@ class Daemon:
         except OSError as exc:
             log.error("cannot watch with inotify (%s); polling the folders instead", exc)
             self.polling = True
-            self.watcher = Watcher([d.path for d in self.config.watch], self.sightings, True)
+            self.watcher = self._new_watcher()
             self.watcher.start()
 
     def _report(self, progress: Progress) -> None:
