@@ -58,14 +58,17 @@ def test_long_reader_never_fails_the_writer_and_the_wal_is_reclaimed_after(tmp_p
         analyst = sqlite3.connect(config.db)
         analyst.execute("BEGIN")
         before = analyst.execute("SELECT count(*) FROM counts").fetchone()[0]
-        for ref in refs(tmp_path, texts):
-            pipeline.add(ref, 0.0)
         frames = []
-        while pipeline.busy:
-            if pipeline.drain().rows:  # a merge committed while the reader holds its snapshot
-                _, log, done = writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                frames.append(log)
-                assert done < log  # the reader keeps the checkpoint from finishing
+        for i, half in enumerate((texts[:15], texts[15:])):  # two rounds: two merges at least
+            folder = tmp_path / f"round{i}"
+            folder.mkdir()
+            for ref in refs(folder, half):
+                pipeline.add(ref, 0.0)
+            while pipeline.busy:
+                if pipeline.drain().rows:  # committed while the reader holds its snapshot
+                    _, log, done = writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    frames.append(log)
+                    assert done < log  # the reader keeps the checkpoint from finishing
         assert frames == sorted(frames) and len(frames) > 1  # so the WAL only grew
         assert not pipeline.writer_failing
         assert analyst.execute("SELECT count(*) FROM counts").fetchone()[0] == before
