@@ -8,6 +8,8 @@ import threading
 
 import pytest
 
+from streamcount.notify import Notifier
+
 from .helpers import (
     db_counts,
     db_ledger,
@@ -74,9 +76,19 @@ def test_notify_ready_status_watchdog_stopping_in_order(tmp_path, rng, daemon_fa
     assert "WATCHDOG=1" not in fields[stopping:]
 
 
-def test_without_notify_socket_nothing_is_sent(daemon_factory):
-    daemon = daemon_factory(env={"NOTIFY_SOCKET": ""}).start()
-    assert daemon.stop() == 0
+def test_notifier_outside_systemd_and_watchdog_ownership(tmp_path):
+    quiet = Notifier({})
+    assert quiet.watchdog_interval is None
+    quiet.send("READY=1")  # no socket: nothing to send to, and no error
+    ours = Notifier({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "3000000",
+                     "WATCHDOG_PID": str(os.getpid())})  # fmt: skip
+    assert ours.watchdog_interval == 1.5  # half the timeout
+    theirs = Notifier({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "3000000", "WATCHDOG_PID": "1"})
+    assert theirs.watchdog_interval is None  # the watchdog is another process's
+    gone = Notifier({"NOTIFY_SOCKET": str(tmp_path / "nobody-listens")})
+    gone.send("READY=1")  # a socket that is not there is logged, not raised
+    for n in (quiet, ours, theirs, gone):
+        n.close()
 
 
 def test_status_command(tmp_path, rng, daemon_factory):
