@@ -103,8 +103,9 @@ class Pipeline:
         self._suspects: deque[Task] = deque()  # tasks of a pool that broke (see _retry)
         self._isolated: int | None = None
         self._chunked: dict[str, _Assembly] = {}
-        self._finished: list[Merge] = []
-        self._finished_progress = Progress()
+        self._finished: list[Merge] = []  # results waiting for the writer
+        self._vanished: list[str] = []  # files found deleted since the last round
+        self._task_seconds: list[float] = []  # send-to-result times since the last round
         self._merge_failures = 0
         self._retry_at = 0.0
         self._next_merge = 0.0
@@ -170,18 +171,18 @@ class Pipeline:
             done, _ = wait(self._inflight, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
                 self._collect(future)
-        elif self._finished and self._merge_failures:  # backing off: don't spin
+        elif self.writer_failing:  # backing off: don't spin
             time.sleep(max(0.0, min(timeout, self._retry_at - time.monotonic())))
         return self._merge()
 
     @property
     def writer_failing(self) -> bool:
-        """The last merge failed; its results are held and retried with back-off."""
+        """The last merge failed; its results (still in _finished) are retried with back-off."""
         return self._merge_failures > 0
 
     def _submit(self, now: float, flush: bool) -> None:
-        if self._finished and self._merge_failures:
-            return  # the writer is failing: do not pile up more results in memory
+        if self.writer_failing:
+            return  # do not pile up more results in memory
         if self._suspects:  # after a worker died: one suspect at a time, alone
             if not self._inflight:
                 task = self._suspects.popleft()
@@ -212,13 +213,13 @@ class Pipeline:
             self._retry(task)
             return
         self._attempts.pop(task.id, None)
-        self._finished_progress.task_seconds.append(time.monotonic() - sent_at)
+        self._task_seconds.append(time.monotonic() - sent_at)
         if task.is_chunk:
             self._assemble(task.pieces[0].file, result.pieces[0], result.counts)
             return
         refs = {p.file.path: p.file for p in task.pieces}
         rows = [ledger_row(refs[r.path], r) for r in result.pieces if r.status != VANISHED]
-        self._finished_progress.vanished += [r.path for r in result.pieces if r.status == VANISHED]
+        self._vanished += [r.path for r in result.pieces if r.status == VANISHED]
         self._finished.append(Merge(result.counts, rows))
 
     def _retry(self, task: Task) -> None:
@@ -280,7 +281,7 @@ class Pipeline:
             reason = f"chunks decode as different encodings: {', '.join(sorted(encodings))}"
             a.failure = PieceResult(ref.path, FAILED, reason, a.bytes, 0, "")
         if a.failure is not None and a.failure.status == VANISHED:
-            self._finished_progress.vanished.append(ref.path)
+            self._vanished.append(ref.path)
         elif a.failure is not None:
             self._finished.append(Merge({}, [ledger_row(ref, a.failure)]))
         else:
@@ -315,9 +316,8 @@ class Pipeline:
             for merge in self._finished:
                 progress.rows += merge.rows
             self._finished = []
-        progress.vanished, self._finished_progress.vanished = self._finished_progress.vanished, []
-        progress.task_seconds = self._finished_progress.task_seconds
-        self._finished_progress.task_seconds = []
+        progress.vanished, self._vanished = self._vanished, []
+        progress.task_seconds, self._task_seconds = self._task_seconds, []
         return progress
 
     # -- ending ----------------------------------------------------------------
@@ -336,9 +336,7 @@ class Pipeline:
         progress = Progress()
         end = time.monotonic() + deadline
         while (self._inflight or self._finished) and time.monotonic() < end:
-            progress.extend(self.pump(0.1, submit=False))
-            if self._finished and self._merge_failures:
-                time.sleep(max(0.0, min(self._retry_at - time.monotonic(), 1.0)))
+            progress.extend(self.pump(0.1, submit=False))  # sleeps while backing off
         self._chunked.clear()
         return progress
 
