@@ -28,6 +28,9 @@ class Rules:
     def excluded(self, name: str) -> bool:
         return any(fnmatchcase(name, g) for g in self.exclude)
 
+    def included(self, name: str) -> bool:
+        return any(fnmatchcase(name, g) for g in self.include)
+
     def wanted(self, path: str, root: Path) -> bool:
         try:
             parts = Path(path).relative_to(root).parts
@@ -35,7 +38,7 @@ class Rules:
             return False
         if not parts or any(self.excluded(p) for p in parts):
             return False
-        return any(fnmatchcase(parts[-1], g) for g in self.include)
+        return self.included(parts[-1])
 
 
 def file_ref(path: str, st: os.stat_result, encoding: str) -> FileRef:
@@ -66,9 +69,7 @@ def scan(root: Path, rules: Rules) -> Iterator[tuple[str, os.stat_result]]:
             try:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False) and any(
-                    fnmatchcase(entry.name, g) for g in rules.include
-                ):
+                elif entry.is_file(follow_symlinks=False) and rules.included(entry.name):
                     yield entry.path, entry.stat(follow_symlinks=False)
             except OSError:
                 continue
