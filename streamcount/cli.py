@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,6 +22,9 @@ from .sqlquery import QueryError, run_query
 from .statusfile import read_status
 from .store import Store, StoreError
 from .writerlock import LockError, lock_holder
+
+if TYPE_CHECKING:
+    from .pipeline import Progress
 
 app = typer.Typer(
     add_completion=False,
@@ -142,10 +145,9 @@ class _Bar:
             self.progress.start()
             self.task = self.progress.add_task("counting", total=files)
 
-    def advance(self, progress: object) -> None:
+    def advance(self, progress: Progress) -> None:
         if self.progress is not None:
-            done = len(progress.rows) + len(progress.vanished)  # type: ignore[attr-defined]
-            self.progress.advance(self.task, done)
+            self.progress.advance(self.task, len(progress.rows) + len(progress.vanished))
 
     def stop(self) -> None:
         if self.progress is not None:
