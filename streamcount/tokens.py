@@ -80,6 +80,8 @@ class Tokenizer:
         few dropped tokens' counts. A long text is cut a segment at a time,
         so a worker never holds more than a segment's token objects.
         """
+        if len(text) <= SEGMENT_CHARS:  # most files: no generator, no sum
+            return self._add(tally, text)
         return sum(self._add(tally, segment) for segment in segments(text))
 
     def _add(self, tally: Tally, text: str) -> int:
@@ -152,19 +154,36 @@ def read_piece(piece: Piece) -> bytes:
     dropped into the inbox cannot hang a worker.
     """
     fd = os.open(piece.file.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise DecodeFailure(SKIPPED, "not a regular file")
         if piece.end is None:
-            return f.read()
-        pos = piece.start
-        if pos > 0:  # the line that started before us belongs to the previous chunk
-            pos = _after_newline(f, pos - 1)
-        if pos >= piece.end:
-            return b""
-        data = f.read(piece.end - pos)
-        # finish our last line, unless we stopped right after its newline
-        return data if data.endswith(b"\n") else data + f.readline()
+            return _read_all(fd, st.st_size)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return _read_lines(f, piece.start, piece.end)
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Everything up to the end: one read of the size stat gave, plus the one that
+    finds the end (no buffered file object: most files are a few kB)."""
+    parts = [os.read(fd, size + 1)]
+    while parts[-1]:  # it grew since the stat
+        parts.append(os.read(fd, 1 << 20))
+    return b"".join(parts)
+
+
+def _read_lines(f: BinaryIO, start: int, end: int) -> bytes:
+    pos = start
+    if pos > 0:  # the line that started before us belongs to the previous chunk
+        pos = _after_newline(f, pos - 1)
+    if pos >= end:
+        return b""
+    data = f.read(end - pos)
+    # finish our last line, unless we stopped right after its newline
+    return data if data.endswith(b"\n") else data + f.readline()
 
 
 def _after_newline(f: BinaryIO, pos: int, block: int = 1 << 16) -> int:
