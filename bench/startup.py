@@ -39,7 +39,7 @@ def prepare(root: Path, db: Path, files: int) -> None:
         for name in names:
             os.utime(os.path.join(dirpath, name), (old, old))
     store = Store.open_writer(db, TokenizerSettings())
-    store.merge([Merge({"x": files}, rows)])
+    store.merge(Merge({"x": files}, rows))
     store.close()
 
 

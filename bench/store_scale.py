@@ -55,7 +55,7 @@ def run(distinct: int, size: int, index: str) -> list[tuple[int, float, float]]:
         checkpoint = 250_000
         for i, counts in enumerate(batches(distinct, size)):
             started = time.perf_counter()
-            store.merge([Merge(counts, [LedgerRow(f"/f{i}", 1, 1, 1, 1, "counted", "", "")])])
+            store.merge(Merge(counts, [LedgerRow(f"/f{i}", 1, 1, 1, 1, "counted", "", "")]))
             rate = len(counts) / (time.perf_counter() - started)
             n = store.conn.execute("SELECT count(*) FROM counts").fetchone()[0]
             if n >= checkpoint or n >= distinct:

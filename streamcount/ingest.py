@@ -1,7 +1,9 @@
 """One-shot counting of files and folders through the same pipeline and ledger.
 
 Running it twice counts nothing twice: paths already in the ledger are
-skipped before any work is done.
+skipped before any work is done. It commits every COMMIT_SECONDS while the
+workers are busy, and at the end: a crash or Ctrl+C loses at most that much
+work, which the next run does again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from .config import Config
 from .discovery import Rules, file_ref, regular_stat, scan
 from .pipeline import Progress, open_pipeline
 from .work import FileRef
+
+# A merge costs about the size of the vocabulary however few files it holds,
+# so a backfill merges seldom; the daemon merges as soon as it can (latency).
+COMMIT_SECONDS = 5.0
 
 
 @dataclass
@@ -65,7 +71,7 @@ def ingest(
     started = time.monotonic()
     summary = Summary()
     rules = Rules(config.include, config.exclude)
-    with open_pipeline(config) as pipeline:
+    with open_pipeline(config, merge_interval=COMMIT_SECONDS) as pipeline:
         known = pipeline.store.known_paths()
         todo = []
         for ref in find_files(paths, rules, encoding):

@@ -89,9 +89,12 @@ def ledger_row(ref: FileRef, result: PieceResult) -> LedgerRow:
 
 
 class Pipeline:
-    def __init__(self, store: Store, config: Config) -> None:
+    def __init__(
+        self, store: Store, config: Config, merge_interval: float = MERGE_INTERVAL
+    ) -> None:
         self.store = store
         self.config = config
+        self.merge_interval = merge_interval
         self.batcher = Batcher(
             config.batch_max_files, config.batch_max_bytes,
             config.batch_max_wait, config.chunk_bytes,
@@ -103,12 +106,12 @@ class Pipeline:
         self._suspects: deque[Task] = deque()  # tasks of a pool that broke (see _retry)
         self._isolated: int | None = None
         self._chunked: dict[str, _Assembly] = {}
-        self._finished: list[Merge] = []  # results waiting for the writer
+        self._pending = Merge()  # finished results waiting for the writer, summed
         self._vanished: list[str] = []  # files found deleted since the last round
         self._task_seconds: list[float] = []  # send-to-result times since the last round
         self._merge_failures = 0
         self._retry_at = 0.0
-        self._next_merge = 0.0
+        self._next_merge = time.monotonic() + merge_interval
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the daemon runs threads (watchdog), and forking a
@@ -148,7 +151,7 @@ class Pipeline:
     @property
     def busy(self) -> bool:
         return bool(
-            len(self.batcher) or self._inflight or self._finished or self._chunked or self._suspects
+            len(self.batcher) or self._inflight or self._pending or self._chunked or self._suspects
         )
 
     def add(self, ref: FileRef, now: float) -> None:
@@ -159,7 +162,7 @@ class Pipeline:
 
     def record(self, row: LedgerRow) -> None:
         """Put a ledger row with nothing to count (a renamed file) in the next merge."""
-        self._finished.append(Merge({}, [row]))
+        self._pending.add({}, [row])
 
     # -- one round -----------------------------------------------------------
 
@@ -177,7 +180,7 @@ class Pipeline:
 
     @property
     def writer_failing(self) -> bool:
-        """The last merge failed; its results (still in _finished) are retried with back-off."""
+        """The last merge failed; its results (still pending) are retried with back-off."""
         return self._merge_failures > 0
 
     def _submit(self, now: float, flush: bool) -> None:
@@ -220,7 +223,7 @@ class Pipeline:
         refs = {p.file.path: p.file for p in task.pieces}
         rows = [ledger_row(refs[r.path], r) for r in result.pieces if r.status != VANISHED]
         self._vanished += [r.path for r in result.pieces if r.status == VANISHED]
-        self._finished.append(Merge(result.counts, rows))
+        self._pending.add(result.counts, rows)
 
     def _retry(self, task: Task) -> None:
         """A worker died (killed, out of memory, crashed) while `task` was in its pool.
@@ -251,7 +254,7 @@ class Pipeline:
         if task.is_chunk:
             self._assemble(piece.file, failed, {})
         else:
-            self._finished.append(Merge({}, [ledger_row(piece.file, failed)]))
+            self._pending.add({}, [ledger_row(piece.file, failed)])
 
     def _restart_pool(self, broken_generation: int) -> None:
         if broken_generation != self._generation:
@@ -283,27 +286,29 @@ class Pipeline:
         if a.failure is not None and a.failure.status == VANISHED:
             self._vanished.append(ref.path)
         elif a.failure is not None:
-            self._finished.append(Merge({}, [ledger_row(ref, a.failure)]))
+            self._pending.add({}, [ledger_row(ref, a.failure)])
         else:
             encoding = encodings.pop() if encodings else ASCII
             whole = PieceResult(ref.path, COUNTED, "", a.bytes, a.tokens, encoding)
-            self._finished.append(Merge(dict(a.counts), [ledger_row(ref, whole)]))
+            self._pending.add(a.counts, [ledger_row(ref, whole)])
 
     def _merge(self) -> Progress:
         """Commit every finished task in one transaction; back off if the writer fails.
 
-        While tasks keep finishing, merges are spaced (MERGE_INTERVAL, or
+        While tasks keep finishing, merges are spaced (merge_interval, or
         MERGE_SPACING times the last merge's duration if longer): the results
-        waiting meanwhile are summed in memory first, so tokens common to
-        them are upserted once, not once per task.
+        that finish meanwhile are summed in memory as they arrive, so tokens
+        common to them are upserted once, not once per task. Each merge costs
+        about the vocabulary of what it holds, so a backfill (`ingest`), which
+        needs no low latency, merges seldom.
         """
         now = time.monotonic()
         progress = Progress()
         due = now >= self._next_merge or not self._inflight
-        if self._finished and due and now >= self._retry_at:
+        if self._pending and due and now >= self._retry_at:
             started = time.perf_counter()
             try:
-                self.store.merge(self._finished)
+                self.store.merge(self._pending)
             except sqlite3.Error as exc:
                 delay = RETRY_SECONDS[min(self._merge_failures, len(RETRY_SECONDS) - 1)]
                 self._merge_failures += 1
@@ -312,10 +317,8 @@ class Pipeline:
                 return progress
             self._merge_failures = 0
             progress.seconds = time.perf_counter() - started
-            self._next_merge = now + max(MERGE_INTERVAL, MERGE_SPACING * progress.seconds)
-            for merge in self._finished:
-                progress.rows += merge.rows
-            self._finished = []
+            self._next_merge = now + max(self.merge_interval, MERGE_SPACING * progress.seconds)
+            progress.rows, self._pending = self._pending.rows, Merge()
         progress.vanished, self._vanished = self._vanished, []
         progress.task_seconds, self._task_seconds = self._task_seconds, []
         return progress
@@ -335,7 +338,7 @@ class Pipeline:
         """
         progress = Progress()
         end = time.monotonic() + deadline
-        while (self._inflight or self._finished) and time.monotonic() < end:
+        while (self._inflight or self._pending) and time.monotonic() < end:
             progress.extend(self.pump(0.1, submit=False))  # sleeps while backing off
         self._chunked.clear()
         return progress
@@ -345,7 +348,7 @@ class Pipeline:
 
 
 @contextmanager
-def open_pipeline(config: Config) -> Iterator[Pipeline]:
+def open_pipeline(config: Config, merge_interval: float = MERGE_INTERVAL) -> Iterator[Pipeline]:
     """The writer's set-up, shared by `run` and `ingest`: lock, database, pool.
 
     On the way out the pool is shut down and the lock released; callers
@@ -356,7 +359,7 @@ def open_pipeline(config: Config) -> Iterator[Pipeline]:
     try:
         store = Store.open_writer(config.db, config.tokenizer)
         try:
-            pipeline = Pipeline(store, config)
+            pipeline = Pipeline(store, config, merge_interval)
             try:
                 yield pipeline
             finally:

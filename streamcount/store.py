@@ -12,8 +12,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,10 +73,26 @@ class LedgerRow(NamedTuple):
 
 @dataclass(slots=True)
 class Merge:
-    """What the writer commits for one finished task: its counts and its files."""
+    """What the writer commits in one transaction: summed counts and ledger rows.
 
-    counts: dict[str, int]
+    Results are added as they arrive, so waiting ones cost the vocabulary
+    they share once, not once each.
+    """
+
+    counts: dict[str, int] = field(default_factory=dict)
     rows: list[LedgerRow] = field(default_factory=list)
+
+    def add(self, counts: Mapping[str, int], rows: Iterable[LedgerRow]) -> None:
+        if not self.counts:
+            self.counts.update(counts)  # in C
+        else:
+            mine, get = self.counts, self.counts.get
+            for token, n in counts.items():
+                mine[token] = get(token, 0) + n
+        self.rows.extend(rows)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.counts)
 
 
 def tokenizer_fingerprint(settings: TokenizerSettings) -> dict[str, Any]:
@@ -203,26 +218,22 @@ class Store:
 
     # -- the writer --------------------------------------------------------
 
-    def merge(self, merges: Sequence[Merge]) -> None:
-        """Commit the counts and ledger rows of `merges` in one transaction.
+    def merge(self, merge: Merge) -> None:
+        """Commit the counts and ledger rows of `merge` in one transaction.
 
-        Counts are summed first and upserted in token order (sequential b-tree
-        access is about twice as fast as random). Any error rolls back all of it.
+        Counts are upserted in token order (sequential b-tree access is about
+        twice as fast as random once the table outgrows the cache). Any error
+        rolls back all of it.
         """
-        if len(merges) == 1:
-            counts = merges[0].counts
-        else:
-            counts = Counter()
-            for m in merges:
-                counts.update(m.counts)
-        rows = [row for m in merges for row in m.rows]
+        counts, rows = merge.counts, merge.rows
+        tokens = sorted(counts)  # strings sort faster than (token, count) pairs
         now = datetime.now(UTC).isoformat(timespec="seconds")
         failpoints.hit("merge-begin")
         with self._immediate():
             self.conn.executemany(
                 "INSERT INTO counts (token, count) VALUES (?, ?) "
                 "ON CONFLICT(token) DO UPDATE SET count = count + excluded.count",
-                sorted(counts.items()),
+                zip(tokens, map(counts.__getitem__, tokens), strict=True),
             )
             failpoints.hit("merge-after-upsert")
             self.conn.executemany(

@@ -23,19 +23,21 @@ def counts(store: Store) -> Counter:
 
 
 def test_merge_is_additive_and_records_ledger(store):
-    store.merge([Merge({"北京": 2, "上海": 1}, [row("/a")])])
-    store.merge([Merge({"北京": 1}, [row("/b")]), Merge({"广州": 4}, [row("/c")])])
-    assert counts(store) == Counter({"北京": 3, "上海": 1, "广州": 4})
+    store.merge(Merge({"北京": 2, "上海": 1}, [row("/a")]))
+    both = Merge({"北京": 1}, [row("/b")])
+    both.add({"广州": 4, "北京": 2}, [row("/c")])  # summed before the writer sees them
+    store.merge(both)
+    assert counts(store) == Counter({"北京": 5, "上海": 1, "广州": 4})
     assert store.known_paths() == {"/a", "/b", "/c"}
-    assert store.total_tokens() == 8
+    assert store.total_tokens() == 10
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_failure_between_upsert_and_ledger_leaves_both_untouched(store):
-    store.merge([Merge({"北京": 2}, [row("/a")])])
+    store.merge(Merge({"北京": 2}, [row("/a")]))
     # The ledger insert fails (the path is already there) after the upsert ran.
     with pytest.raises(sqlite3.IntegrityError):
-        store.merge([Merge({"北京": 5, "新词": 1}, [row("/b"), row("/a")])])
+        store.merge(Merge({"北京": 5, "新词": 1}, [row("/b"), row("/a")]))
     assert counts(store) == Counter({"北京": 2})
     assert store.known_paths() == {"/a"}
     assert store.total_tokens() == 2
@@ -45,7 +47,7 @@ def test_failure_between_upsert_and_ledger_leaves_both_untouched(store):
 def test_other_tokenizer_settings_are_refused(tmp_path):
     path = tmp_path / "db.sqlite"
     s = Store.open_writer(path, TokenizerSettings())
-    s.merge([Merge({"x": 1}, [row("/a")])])
+    s.merge(Merge({"x": 1}, [row("/a")]))
     s.close()
     with pytest.raises(StoreError, match=r"other tokenizer settings .*mode: 'accurate'"):
         Store.open_writer(path, TokenizerSettings(mode="search"))
@@ -63,7 +65,7 @@ def test_changed_user_dictionary_is_refused(tmp_path):
     words.write_text("石墨烯 10 n\n", encoding="utf-8")
     path = tmp_path / "db.sqlite"
     s = Store.open_writer(path, TokenizerSettings(user_dict=(words,)))
-    s.merge([Merge({"x": 1}, [row("/a")])])
+    s.merge(Merge({"x": 1}, [row("/a")]))
     s.close()
     words.write_text("石墨烯 10 n\n碳纳米管 10 n\n", encoding="utf-8")
     with pytest.raises(StoreError, match="user_dict"):
@@ -79,7 +81,7 @@ def test_reader_needs_an_existing_database(tmp_path):
 
 
 def test_queries(store):
-    store.merge([Merge({"的": 6, "北京": 3, "上海": 1}, [row("/a", 10), row("/b", 0, "skipped")])])
+    store.merge(Merge({"的": 6, "北京": 3, "上海": 1}, [row("/a", 10), row("/b", 0, "skipped")]))
     reader = Store.open_reader(store.path)
     top = [(r["rank"], r["token"], r["count"]) for r in reader.top(2)]
     assert top == [(1, "的", 6), (2, "北京", 3)]
@@ -96,7 +98,7 @@ def test_queries(store):
 
 def test_top_from_the_partial_index_and_beyond_it(store):
     counts = {"甲": 5000, "乙": 1000, "丙": 1000, "丁": 999, "戊": 7, "己": 999}
-    store.merge([Merge(counts, [row("/a")])])
+    store.merge(Merge(counts, [row("/a")]))
     expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     for n in range(1, 7):  # n <= 3 comes from the index, more falls back to a scan
         assert [(r["token"], r["count"]) for r in store.top(n)] == expected[:n]
