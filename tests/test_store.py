@@ -107,3 +107,15 @@ def test_top_from_the_partial_index_and_beyond_it(store):
         "ORDER BY count DESC, token LIMIT 3"
     ).fetchall()
     assert "counts_top" in str(plan)
+
+
+@pytest.mark.parametrize("nul", [False, True], ids=["json", "row-by-row"])
+def test_any_token_text_survives_the_upsert(store, nul):
+    # Quotes, backslashes, control and astral characters; with nul=True also
+    # U+0000, which SQLite's JSON would cut short (so those go row by row).
+    tally = {'"引号"': 1, "back\\slash": 2, "\x01\x1f": 3, "😀": 4, "\u2028": 5, "/": 6}
+    if nul:
+        tally |= {"a\x00b": 7, "\x00": 8}
+    store.merge(Merge(tally, [row("/a")]))
+    store.merge(Merge(tally, [row("/b")]))
+    assert dict(counts(store)) == {token: 2 * n for token, n in tally.items()}
