@@ -12,6 +12,9 @@ Contenders:
           times the number of cores is the speed nothing built on jieba beats
   parallel  the same raw cut in `cores` processes at once, each over its share:
           what this machine really gives when every core is busy
+  counted   `parallel`, and each process also counts its tokens in a Counter:
+          the ceiling for any counter built on jieba here, before reading a
+          file, starting a process or writing anything
   a       one process, one dict, d[t] = d.get(t, 0) + 1 token by token
   b       one process, a dict per 1000 documents, merged into the total
   c       multiprocessing.Pool(cores) over 1000-document batches, parent merges
@@ -19,10 +22,12 @@ Contenders:
   ingest  `streamcount ingest` end to end: files on disk to totals in SQLite
   daemon  a running `streamcount run` draining the files dropped into its inbox
   limit-rs   raw rjieba (jieba-rs) cut in one process, times the number of cores
+  counted-rs `counted` with rjieba
   ingest-rs  `streamcount ingest` with tokenizer engine "jieba-rs"
 
 Times are wall-clock, each process's start-up and jieba load included, except
-`limit` (the cut alone) and `daemon` (already running when the files arrive).
+`limit`, `parallel` and `counted` (the work alone, workers already loaded) and
+`daemon` (already running when the files arrive).
 """
 
 from __future__ import annotations
@@ -40,13 +45,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 from bench.corpus import CORPUS, ROOT, articles, write_files
 from bench.daemon import start_daemon
 
-CONTENDERS = ("limit", "parallel", "a", "b", "c", "d", "ingest", "daemon", "limit-rs", "ingest-rs")
+CONTENDERS = (
+    "limit", "parallel", "counted", "a", "b", "c", "d", "ingest", "daemon",
+    "limit-rs", "counted-rs", "ingest-rs",
+)  # fmt: skip
 BATCH_DOCS = 1000
 
 
@@ -117,6 +126,47 @@ def _cut_only(docs: list[str]) -> None:
             pass
 
 
+def _cut_and_count(docs: list[str]) -> dict[str, int]:
+    import jieba
+
+    tally: Counter[str] = Counter()
+    for doc in docs:
+        tally.update(jieba.cut(doc))
+    keep = _keep()
+    return {t: n for t, n in tally.items() if keep(t)}
+
+
+def _cut_and_count_rs(docs: list[str]) -> dict[str, int]:
+    import rjieba
+
+    tally: Counter[str] = Counter()
+    for doc in docs:
+        tally.update(rjieba.cut(doc))
+    keep = _keep()
+    return {t: n for t, n in tally.items() if keep(t)}
+
+
+def _init_rjieba() -> None:
+    import rjieba  # noqa: F401  (builds its tokenizer on import)
+
+
+def _counted(folder: Path, cores: int, rs: bool) -> tuple[float, dict[str, int]]:
+    """Preloaded texts, warm workers; the clock runs over cutting, counting and
+    summing the parts only."""
+    import multiprocessing
+
+    docs = list(_texts(folder))
+    shares = [docs[i::cores] for i in range(cores)]
+    init, work = (_init_rjieba, _cut_and_count_rs) if rs else (_init_jieba, _cut_and_count)
+    with multiprocessing.get_context("fork").Pool(cores, initializer=init) as pool:
+        pool.map(_noop, range(cores))
+        started = time.perf_counter()
+        totals: Counter[str] = Counter()
+        for part in pool.map(work, shares, chunksize=1):
+            totals.update(part)
+        return time.perf_counter() - started, dict(totals)
+
+
 def one(name: str, folder: Path, cores: int, work: Path) -> dict:
     """Run contender `name`; return its seconds and a digest of its totals."""
     started = time.perf_counter()
@@ -138,6 +188,9 @@ def one(name: str, folder: Path, cores: int, work: Path) -> dict:
             pool.map(_noop, range(cores))  # every worker has loaded jieba
             started = time.perf_counter()
             pool.map(_cut_only, shares, chunksize=1)
+    elif name in ("counted", "counted-rs"):
+        seconds, totals = _counted(folder, cores, rs=name == "counted-rs")
+        return {"seconds": seconds, "digest": _digest(totals)}
     elif name == "a":
         _quiet_jieba()
         totals = _count_docs(list(_texts(folder)))
@@ -321,7 +374,7 @@ def render(results: dict[str, list[dict]], size: int, files: int, args: argparse
         ceiling = rs_rate if name.endswith("-rs") else limit_rate
         of_limit = f"{rate / ceiling:.0%}" if ceiling else "–"
         vs_a = f"{med['a'] / med[name]:.2f}×" if "a" in med and name != "limit" else "–"
-        if name in ("parallel", "limit-rs"):  # limits, not ways of counting
+        if name in ("parallel", "counted", "limit-rs", "counted-rs"):  # ceilings, not ways
             vs_a = "–"
         digest = rs[0]["digest"]
         same = "–" if digest is None or base is None else ("yes" if digest == base else "NO")
