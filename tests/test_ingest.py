@@ -9,6 +9,7 @@ import pytest
 
 from streamcount.config import Config
 from streamcount.ingest import ingest
+from streamcount.pipeline import Progress
 from streamcount.store import Store
 from streamcount.writerlock import LockError, WriterLock
 
@@ -104,3 +105,25 @@ def test_file_names_that_are_not_utf8_or_have_newlines(tmp_path, rng, config):
     assert again.already == 3 and not again.by_status
     shown = {r["path"] for r in Store.open_reader(config.db).files()}
     assert str(inbox / "caf\\xe9-latin1.txt") in shown
+
+
+def test_ingest_holds_results_and_sums_them_into_few_commits(tmp_path, rng):
+    # One worker, two tasks in flight, a file per task. Within COMMIT_SECONDS a
+    # merge is due only once nothing is in flight, so each commit holds two
+    # tasks at least (a merge per result would make one commit per file).
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    texts = [make_text(rng) for _ in range(12)]
+    for i, text in enumerate(texts):
+        (inbox / f"{i}.txt").write_text(text, encoding="utf-8")
+    config = Config(db=tmp_path / "db.sqlite", workers=1, batch_max_files=1)
+    commits: list[int] = []
+
+    def record(progress: Progress) -> None:
+        if progress.rows:
+            commits.append(len(progress.rows))
+
+    summary = ingest(config, [inbox], on_progress=record)
+    assert summary.by_status == {"counted": 12} and sum(commits) == 12
+    assert len(commits) <= 6, commits
+    assert db_counts(config.db) == reference_counts(texts)
