@@ -28,6 +28,7 @@ from .work import COUNTED
 BUSY_TIMEOUT_MS = 30_000
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
 TOP_MIN = 1000  # tokens counted at least this often are in the counts_top index
+ADD_COUNT = "ON CONFLICT(token) DO UPDATE SET count = count + excluded.count"  # the upsert
 
 # Each entry brings the schema from version i to i + 1. `counts` is written
 # by hand because sqlite-utils cannot create WITHOUT ROWID tables, which keep
@@ -243,8 +244,6 @@ class Store:
             failpoints.hit("merge-before-commit")
         failpoints.hit("merge-after-commit")
 
-    _UPSERT = "ON CONFLICT(token) DO UPDATE SET count = count + excluded.count"
-
     def _upsert(self, counts: dict[str, int]) -> None:
         """Add `counts` to the totals, in token order.
 
@@ -258,13 +257,13 @@ class Store:
         if "\\u0000" not in payload:
             self.conn.execute(
                 "INSERT INTO counts (token, count) SELECT key, value FROM json_each(?) "
-                f"WHERE true ORDER BY key {self._UPSERT}",  # WHERE: see SQLite's upsert docs
+                f"WHERE true ORDER BY key {ADD_COUNT}",  # WHERE: see SQLite's upsert docs
                 (payload,),
             )
             return
         tokens = sorted(counts)
         self.conn.executemany(
-            f"INSERT INTO counts (token, count) VALUES (?, ?) {self._UPSERT}",
+            f"INSERT INTO counts (token, count) VALUES (?, ?) {ADD_COUNT}",
             zip(tokens, map(counts.__getitem__, tokens), strict=True),
         )
 

@@ -170,7 +170,7 @@ def _read_all(fd: int, size: int) -> bytes:
     """Everything up to the end: one read of the size stat gave, plus the one that
     finds the end (no buffered file object: most files are a few kB)."""
     parts = [os.read(fd, size + 1)]
-    while parts[-1]:  # it grew since the stat
+    while parts[-1]:  # until a read finds the end (it may have grown since the stat)
         parts.append(os.read(fd, 1 << 20))
     return b"".join(parts)
 
