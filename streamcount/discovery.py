@@ -8,10 +8,11 @@ not entered.
 from __future__ import annotations
 
 import os
+import re
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fnmatch import translate
 from pathlib import Path
 
 from .work import FileRef
@@ -24,12 +25,13 @@ class Rules:
 
     include: tuple[str, ...]
     exclude: tuple[str, ...]
+    # Each list as one regular expression: a scan tests every name it meets.
+    excluded: Callable[[str], bool] = field(init=False, repr=False, compare=False)
+    included: Callable[[str], bool] = field(init=False, repr=False, compare=False)
 
-    def excluded(self, name: str) -> bool:
-        return any(fnmatchcase(name, g) for g in self.exclude)
-
-    def included(self, name: str) -> bool:
-        return any(fnmatchcase(name, g) for g in self.include)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "excluded", _any_glob(self.exclude))
+        object.__setattr__(self, "included", _any_glob(self.include))
 
     def wanted(self, path: str, root: Path) -> bool:
         try:
@@ -39,6 +41,14 @@ class Rules:
         if not parts or any(self.excluded(p) for p in parts):
             return False
         return self.included(parts[-1])
+
+
+def _any_glob(globs: tuple[str, ...]) -> Callable[[str], bool]:
+    """name -> whether it matches any of `globs`, as fnmatchcase would."""
+    if not globs:
+        return lambda name: False
+    match = re.compile("|".join(f"(?:{translate(g)})" for g in globs)).match
+    return lambda name: match(name) is not None
 
 
 def file_ref(path: str, st: os.stat_result, encoding: str) -> FileRef:
