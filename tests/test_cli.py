@@ -5,6 +5,7 @@ import io
 import json
 import subprocess
 import sys
+from importlib.metadata import entry_points
 
 import pytest
 
@@ -96,3 +97,15 @@ def test_python_dash_m_and_config_discovery(tmp_path):
     (tmp_path / "config.toml").write_text('db = "found.db"\n')
     result = cli("top", cwd=tmp_path)
     assert result.returncode == 2 and f"no database at {tmp_path / 'found.db'}" in result.stderr
+
+
+def test_the_console_script_does_not_load_the_cli_into_every_worker():
+    # A "spawn" worker re-runs the parent's main script: for the installed
+    # `streamcount` command, that is an import of its entry point's module.
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "streamcount"]
+    module = script.value.split(":")[0]
+    code = (
+        f"import sys, {module}; heavy = {{'typer', 'click', 'sqlite_utils'}} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
