@@ -47,6 +47,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 from bench.corpus import CORPUS, ROOT, articles, write_files
@@ -126,22 +127,16 @@ def _cut_only(docs: list[str]) -> None:
             pass
 
 
-def _cut_and_count(docs: list[str]) -> dict[str, int]:
-    import jieba
+def _cut_and_count(docs: list[str], rs: bool = False) -> dict[str, int]:
+    """jieba's (or rjieba's) tokens of `docs`, counted in a Counter, then filtered."""
+    if rs:
+        import rjieba as engine
+    else:
+        import jieba as engine
 
     tally: Counter[str] = Counter()
     for doc in docs:
-        tally.update(jieba.cut(doc))
-    keep = _keep()
-    return {t: n for t, n in tally.items() if keep(t)}
-
-
-def _cut_and_count_rs(docs: list[str]) -> dict[str, int]:
-    import rjieba
-
-    tally: Counter[str] = Counter()
-    for doc in docs:
-        tally.update(rjieba.cut(doc))
+        tally.update(engine.cut(doc))
     keep = _keep()
     return {t: n for t, n in tally.items() if keep(t)}
 
@@ -157,12 +152,12 @@ def _counted(folder: Path, cores: int, rs: bool) -> tuple[float, dict[str, int]]
 
     docs = list(_texts(folder))
     shares = [docs[i::cores] for i in range(cores)]
-    init, work = (_init_rjieba, _cut_and_count_rs) if rs else (_init_jieba, _cut_and_count)
+    init = _init_rjieba if rs else _init_jieba
     with multiprocessing.get_context("fork").Pool(cores, initializer=init) as pool:
         pool.map(_noop, range(cores))
         started = time.perf_counter()
         totals: Counter[str] = Counter()
-        for part in pool.map(work, shares, chunksize=1):
+        for part in pool.map(partial(_cut_and_count, rs=rs), shares, chunksize=1):
             totals.update(part)
         return time.perf_counter() - started, dict(totals)
 
