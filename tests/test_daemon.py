@@ -115,12 +115,18 @@ def big_file(inbox, rng):
     return path, text
 
 
-def test_sigterm_commits_the_batches_in_flight(tmp_path, rng, daemon_factory):
-    inbox, db = tmp_path / "inbox", tmp_path / "db.sqlite"
+def sigterm_mid_task(tmp_path, rng, daemon_factory):
+    """A daemon sent SIGTERM while it counts a big file; the daemon, the file, its text."""
     daemon = daemon_factory(log_level="DEBUG").start()
-    path, text = big_file(inbox, rng)
+    path, text = big_file(tmp_path / "inbox", rng)
     wait_until(lambda: daemon.saw("sent task"), what="the task to be sent")
     daemon.signal(signal.SIGTERM)
+    return daemon, path, text
+
+
+def test_sigterm_commits_the_batches_in_flight(tmp_path, rng, daemon_factory):
+    db = tmp_path / "db.sqlite"
+    daemon, path, text = sigterm_mid_task(tmp_path, rng, daemon_factory)
     assert daemon.wait() == 0
     assert daemon.saw("finishing 1 tasks in flight")
     assert db_ledger(db) == {str(path): "counted"}
@@ -128,11 +134,8 @@ def test_sigterm_commits_the_batches_in_flight(tmp_path, rng, daemon_factory):
 
 
 def test_second_signal_exits_at_once_and_loses_nothing(tmp_path, rng, daemon_factory):
-    inbox, db = tmp_path / "inbox", tmp_path / "db.sqlite"
-    daemon = daemon_factory(log_level="DEBUG").start()
-    path, text = big_file(inbox, rng)
-    wait_until(lambda: daemon.saw("sent task"), what="the task to be sent")
-    daemon.signal(signal.SIGTERM)
+    db = tmp_path / "db.sqlite"
+    daemon, path, text = sigterm_mid_task(tmp_path, rng, daemon_factory)
     wait_until(lambda: daemon.saw("finishing"), what="the warm stop")
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 128 + signal.SIGTERM
