@@ -21,10 +21,13 @@ import time
 from pathlib import Path
 
 from streamcount.config import TokenizerSettings
+from streamcount.identity import file_id, fingerprint_of
 from streamcount.store import LedgerRow, Merge, Store
 
 
 def prepare(root: Path, db: Path, files: int) -> None:
+    """`files` small files, an hour old, and a ledger that has counted each of them."""
+    old = time.time() - 3600
     rows = []
     for i in range(files):
         folder = root / f"{i // 1000:04d}"
@@ -32,12 +35,9 @@ def prepare(root: Path, db: Path, files: int) -> None:
             folder.mkdir(parents=True)
         path = folder / f"{i:07d}.txt"
         path.write_bytes(b"x\n")
-        st = path.stat()
-        rows.append(LedgerRow(str(path), 2, st.st_mtime_ns, st.st_ino, 1, "counted", "", "ascii"))
-    old = time.time() - 3600
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            os.utime(os.path.join(dirpath, name), (old, old))
+        os.utime(path, (old, old))
+        file = file_id(path.stat(), fingerprint_of(b"x\n"))
+        rows.append(LedgerRow(str(path), file, 1, "counted", "", "ascii"))
     store = Store.open_writer(db, TokenizerSettings())
     store.merge(Merge({"x": files}, rows))
     store.close()

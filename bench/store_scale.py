@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from streamcount.config import TokenizerSettings
+from streamcount.identity import FileId
 from streamcount.store import LedgerRow, Merge, Store
 
 CHARS = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工"
@@ -55,7 +56,8 @@ def run(distinct: int, size: int, index: str) -> list[tuple[int, float, float]]:
         checkpoint = 250_000
         for i, counts in enumerate(batches(distinct, size)):
             started = time.perf_counter()
-            store.merge(Merge(counts, [LedgerRow(f"/f{i}", 1, 1, 1, 1, "counted", "", "")]))
+            row = LedgerRow(f"/f{i}", FileId(1, i, 1, 1, ""), 1, "counted", "", "")
+            store.merge(Merge(counts, [row]))
             rate = len(counts) / (time.perf_counter() - started)
             n = store.conn.execute("SELECT count(*) FROM counts").fetchone()[0]
             if n >= checkpoint or n >= distinct:

@@ -119,9 +119,11 @@ def ingest(
     with _clean_errors(), _progress_bar() as bar:
         summary = ingest_files(cfg, paths, encoding, on_start=bar.start, on_progress=bar.advance)
     by = summary.by_status
+    renamed = f", {by['moved']} moved, {by['linked']} linked" if by["moved"] + by["linked"] else ""
+    changing = f", {summary.changing} kept changing" if summary.changing else ""
     typer.echo(
         f"{by['counted']} files counted, {by['skipped']} skipped, {by['failed']} failed, "
-        f"{summary.already} already counted; {summary.tokens:,} tokens, "
+        f"{summary.already} already counted{renamed}{changing}; {summary.tokens:,} tokens, "
         f"{summary.bytes / 1e6:.1f} MB in {summary.seconds:.1f} s "
         f"({summary.bytes / 1e6 / max(summary.seconds, 1e-9):.2f} MB/s)"
         + (" — interrupted; run again to finish" if summary.interrupted else "")

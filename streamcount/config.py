@@ -6,7 +6,6 @@ takes a `Config` and never looks at raw TOML. Errors name the file and key.
 
 from __future__ import annotations
 
-import codecs
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -96,13 +95,21 @@ def _port(value: int) -> str | None:
     return None if 0 <= value <= 65535 else "must be a port number, or 0 for off"
 
 
-def _encoding(value: str) -> str | None:
+def encoding_problem(value: str) -> str | None:
+    """Why `value` is not "auto" or a codec that decodes bytes to text, or None.
+
+    A codec that exists is not enough: rot13, base64 or zlib are codecs too,
+    and a worker would fail on every file."""
     if value == "auto":
         return None
     try:
-        codecs.lookup(value)
-    except LookupError:
+        b"\n".decode(value)
+    except LookupError as exc:
+        if "not a text encoding" in str(exc):
+            return f"{value!r} is not a text encoding"
         return f"unknown encoding {value!r}"
+    except UnicodeDecodeError:
+        pass  # a text encoding; one byte is simply not enough for it (UTF-16)
     return None
 
 
@@ -252,7 +259,7 @@ def _watch_dirs(entries: list[Any], path: Path, resolve: Any) -> list[WatchDir]:
         if unknown:
             raise ConfigError(f"{path}: unknown key 'discovery.watch.{sorted(unknown)[0]}'")
         encoding = entry.get("encoding", "auto")
-        problem = _encoding(encoding) if isinstance(encoding, str) else "must be a string"
+        problem = encoding_problem(encoding) if isinstance(encoding, str) else "must be a string"
         if problem:
             raise ConfigError(f"{path}: 'discovery.watch.encoding' {problem}")
         dirs.append(WatchDir(resolve(entry["path"]), encoding))

@@ -12,25 +12,23 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import signal
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 from .config import Config, ConfigError, WatchDir
-from .discovery import Rules, file_ref, regular_stat, scan
+from .discovery import Rules, regular_stat, scan
+from .knownfiles import APPENDED, COUNT, KnownFiles, admit
 from .logs import setup_logging
 from .metrics import Metrics
 from .notify import Notifier
 from .pipeline import Pipeline, Progress, open_pipeline
 from .readiness import Readiness
 from .statusfile import write_status
-from .store import LedgerRow
+from .stopflag import StopFlag
 from .watcher import Sighting, Watcher
-from .work import COUNTED, MOVED
+from .work import COUNTED, LINKED, MOVED
 
 log = logging.getLogger(__name__)
 
@@ -43,31 +41,6 @@ FIXED_WHILE_RUNNING = ("db", "tokenizer", "workers", "metrics_port", "metrics_ad
 
 class DaemonError(ConfigError):
     """The daemon cannot start, or reload, as configured."""
-
-
-class StopFlag:
-    """SIGTERM/SIGINT set the flag (a warm stop); a second signal exits at once.
-    SIGHUP asks for the config to be reloaded.
-
-    The handlers do nothing else: logging, stopping and reloading happen in
-    the loop. Exiting at once is safe because every commit is all-or-nothing.
-    """
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.reload = threading.Event()
-        self.signum = 0
-
-    def install(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._handle)
-        signal.signal(signal.SIGHUP, lambda signum, frame: self.reload.set())
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.event.is_set():
-            os._exit(128 + signum)
-        self.signum = signum
-        self.event.set()
 
 
 class Daemon:
@@ -84,9 +57,9 @@ class Daemon:
         self.stop = stop
         self.rules = Rules(config.include, config.exclude)
         self.sightings: queue.Queue[Sighting] = queue.Queue()
-        self.readiness = Readiness(config.settle_seconds, pipeline.store.known_paths())
-        self.in_ledger_at_start = len(self.readiness.known)
-        self.identities = pipeline.store.counted_identities()
+        self.readiness = Readiness(config.settle_seconds)
+        self.known = KnownFiles(pipeline.store.ledger())
+        self.in_ledger_at_start = len(self.known)
         self.polling = False
         self.watcher = self._new_watcher()
         self.notifier = Notifier()
@@ -113,7 +86,7 @@ class Daemon:
             "watching %s; %d files already in the ledger, %d queued",
             ", ".join(str(d.path) for d in self.config.watch),
             self.in_ledger_at_start,
-            len(self.readiness.known) - self.in_ledger_at_start,
+            len(self.known.inflight),
         )
         try:
             self._loop(next_rescan)
@@ -223,7 +196,7 @@ class Daemon:
         now, wall = time.monotonic(), time.time()
         for root in self.config.watch:
             for path, st in scan(root.path, self.rules):
-                if self.readiness.offer(path, st, now, wall):
+                if not self.known.unchanged(path, st) and self.readiness.offer(path, st, now, wall):
                     self._add(path, st, root)
 
     def _take_sightings(self, wait: float) -> None:
@@ -246,16 +219,39 @@ class Daemon:
         if kind == "folder":
             if not self.rules.excluded(Path(path).name):
                 for found, st in scan(Path(path), self.rules):
-                    if self.rules.wanted(found, root.path) and self.readiness.offer(
-                        found, st, now, wall
-                    ):
-                        self._add(found, st, root)
+                    if self.rules.wanted(found, root.path):
+                        self._offer(found, st, root, now, wall)
             return
-        if path in self.readiness.known or not self.rules.wanted(path, root.path):
+        if not self.rules.wanted(path, root.path):
             return
         st = regular_stat(path)
-        if st is not None and self.readiness.offer(path, st, now, wall, kind == "complete"):
+        if st is not None:
+            self._offer(path, st, root, now, wall, kind == "complete")
+
+    def _offer(
+        self,
+        path: str,
+        st: os.stat_result,
+        root: WatchDir,
+        now: float,
+        wall: float,
+        complete: bool = False,
+    ) -> None:
+        """A sighting of a wanted file: decide on it once it holds still."""
+        if not self.known.unchanged(path, st) and self.readiness.offer(
+            path, st, now, wall, complete
+        ):
             self._add(path, st, root)
+
+    def _reconsider(self, paths: list[str]) -> None:
+        """Files whose fate waited on another (in flight), or that came back
+        uncounted: look at them again as they are now."""
+        now, wall = time.monotonic(), time.time()
+        for path in paths:
+            root = self._root_of(path)
+            st = regular_stat(path)
+            if root is not None and st is not None and self.rules.wanted(path, root.path):
+                self._offer(path, st, root, now, wall)
 
     def _root_of(self, path: str) -> WatchDir | None:
         for root in self.config.watch:
@@ -267,18 +263,9 @@ class Daemon:
         root = root or self._root_of(path)
         if root is None:
             return
-        self.readiness.known.add(path)
-        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
-        old = self.identities.get(identity)
-        if old is not None and old != path and not os.path.lexists(old):
-            # The same inode, size and mtime as a counted file that is gone:
-            # it was renamed (a copy is a new inode, and the original stays).
-            self.identities[identity] = path
-            reason = f"renamed from {old}, where it was counted"
-            row = LedgerRow(path, st.st_size, st.st_mtime_ns, st.st_ino, 0, MOVED, reason, "")
-            self.pipeline.record(row)
-            return
-        self.pipeline.add(file_ref(path, st, root.encoding), time.monotonic())
+        verdict = admit(self.known, self.pipeline, path, st, root.encoding, time.monotonic())
+        if verdict.reason and verdict.action in (COUNT, APPENDED):
+            log.info("%s: %s", path, verdict.reason)
 
     def _new_watcher(self) -> Watcher:
         return Watcher([d.path for d in self.config.watch], self.sightings, self.polling)
@@ -301,19 +288,20 @@ class Daemon:
     def _report(self, progress: Progress) -> None:
         self.metrics.record(progress)
         for path in progress.vanished:
-            self.readiness.known.discard(path)
             log.info("%s: deleted before it was counted", path)
+            self._reconsider(self.known.settle(path))
+        for path in progress.retry:
+            self._reconsider([*self.known.settle(path), path])
         if not progress.rows:
             return
         tokens = 0
         for row in progress.rows:
             tokens += row.tokens
-            if row.status == COUNTED:
-                self.identities[(row.inode, row.size, row.mtime_ns)] = row.path
-            elif row.status == MOVED:
+            if row.status in (MOVED, LINKED):
                 log.info("%s: %s", row.path, row.reason)
-            else:
+            elif row.status != COUNTED:
                 log.warning("%s: %s: %s", row.path, row.status, row.reason)
+            self._reconsider(self.known.record(row))
         self.counted += len(progress.rows)
         self.last_merge = _utc_now()
         log.info(

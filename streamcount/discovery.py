@@ -52,7 +52,7 @@ def _any_glob(globs: tuple[str, ...]) -> Callable[[str], bool]:
 
 
 def file_ref(path: str, st: os.stat_result, encoding: str) -> FileRef:
-    return FileRef(path, st.st_size, st.st_mtime_ns, st.st_ino, encoding)
+    return FileRef(path, st.st_size, st.st_mtime_ns, st.st_ino, encoding, st.st_dev)
 
 
 def regular_stat(path: str) -> os.stat_result | None:

@@ -15,44 +15,53 @@ import os
 import sqlite3
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from . import engines
+from . import engines, failpoints
 from .batcher import Batcher
 from .config import Config
 from .decoding import ASCII, bom_encoding, is_wide
+from .identity import FileId
 from .store import LedgerRow, Merge, Store
 from .tokens import count_task, init_worker
-from .work import COUNTED, FAILED, VANISHED, FileRef, PieceResult, Task, TaskResult
+from .work import CHANGED, COUNTED, FAILED, LINKED, VANISHED, FileRef, PieceResult, Task, TaskResult
 from .writerlock import WriterLock
 
 log = logging.getLogger(__name__)
 
 TASKS_PER_WORKER = 2
-MAX_ATTEMPTS = 3  # a file that kills its worker this often, alone, is marked failed
+MAX_ATTEMPTS = 3  # a file that kills its worker (or fails its merge) this often is failed
 RETRY_SECONDS = (0.5, 1, 2, 5, 10, 30)  # writer back-off after a failed merge
 MERGE_INTERVAL = 0.1  # seconds between merges while results keep coming, at least,
 MERGE_SPACING = 4  # and this many times the last merge's duration: the writer stays
 # a small share of the parent's time however fast the workers produce (jieba-rs)
+# A merge that fails with these is refused for what it holds, not for the
+# state of the database: waiting and retrying cannot help (see _give_back).
+DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 
 
 @dataclass(slots=True)
 class Progress:
-    """What one round of the engine finished: files now in the ledger, files gone."""
+    """What one round of the engine finished: files now in the ledger, files gone,
+    and files given back uncounted, to be decided on again once they hold still
+    (they changed while being read, or their merge was refused)."""
 
     rows: list[LedgerRow] = field(default_factory=list)
     vanished: list[str] = field(default_factory=list)
+    retry: list[str] = field(default_factory=list)
     task_seconds: list[float] = field(default_factory=list)  # send to result, per task
-    seconds: float = 0.0  # the merge transaction
+    seconds: float = 0.0  # the merge transactions
 
     def extend(self, other: Progress) -> None:
         self.rows += other.rows
         self.vanished += other.vanished
+        self.retry += other.retry
         self.task_seconds += other.task_seconds
+        self.seconds += other.seconds
 
 
 @dataclass(slots=True)
@@ -65,6 +74,7 @@ class _Assembly:
     bytes: int = 0
     tokens: int = 0
     encodings: set[str] = field(default_factory=set)
+    files: set[FileId] = field(default_factory=set)  # one, unless it changed between chunks
     failure: PieceResult | None = None
 
 
@@ -82,10 +92,10 @@ def _wide_text(ref: FileRef) -> bool:
 
 
 def ledger_row(ref: FileRef, result: PieceResult) -> LedgerRow:
-    return LedgerRow(
-        ref.path, result.bytes, ref.mtime_ns, ref.inode,
-        result.tokens, result.status, result.reason, result.encoding,
-    )  # fmt: skip
+    """The ledger row of a result: the identity of the bytes read, or (not read at
+    all) the file as it was found."""
+    file = result.file or FileId(ref.dev, ref.inode, ref.size, ref.mtime_ns, "")
+    return LedgerRow(ref.path, file, result.tokens, result.status, result.reason, result.encoding)
 
 
 class Pipeline:
@@ -108,6 +118,8 @@ class Pipeline:
         self._chunked: dict[str, _Assembly] = {}
         self._pending = Merge()  # finished results waiting for the writer, summed
         self._vanished: list[str] = []  # files found deleted since the last round
+        self._returned: list[str] = []  # files given back uncounted since the last round
+        self._given_back: Counter[str] = Counter()  # path -> merges refused with it
         self._task_seconds: list[float] = []  # send-to-result times since the last round
         self._merge_failures = 0
         self._retry_at = 0.0
@@ -213,43 +225,65 @@ class Pipeline:
             result = future.result()
         except BrokenProcessPool:
             self._restart_pool(generation)
-            self._retry(task)
+            self._retry(task, "worker process died")
+            return
+        except Exception as exc:  # raised by the task as a whole, or its result unpicklable
+            self._retry(task, f"error while counting: {type(exc).__name__}: {exc}", broke=False)
             return
         self._attempts.pop(task.id, None)
         self._task_seconds.append(time.monotonic() - sent_at)
         if task.is_chunk:
             self._assemble(task.pieces[0].file, result.pieces[0], result.counts)
             return
+        try:
+            self._take(task, result)
+        except Exception as exc:  # a bug, or MemoryError: the pending merge may be half-added
+            log.exception("cannot add the result of task %d", task.id)
+            self._give_back(exc, [p.file for p in task.pieces])
+
+    def _take(self, task: Task, result: TaskResult) -> None:
         refs = {p.file.path: p.file for p in task.pieces}
-        rows = [ledger_row(refs[r.path], r) for r in result.pieces if r.status != VANISHED]
-        self._vanished += [r.path for r in result.pieces if r.status == VANISHED]
+        rows = []
+        for r in result.pieces:
+            if r.status == VANISHED:
+                self._vanished.append(r.path)
+            elif r.status == CHANGED:
+                log.info("%s: %s; counted once it holds still", r.path, r.reason)
+                self._returned.append(r.path)
+            else:
+                rows.append(ledger_row(refs[r.path], r))
+        failpoints.fail("pipeline-take", ",".join(refs), MemoryError)
         self._pending.add(result.counts, rows)
 
-    def _retry(self, task: Task) -> None:
-        """A worker died (killed, out of memory, crashed) while `task` was in its pool.
+    def _retry(self, task: Task, reason: str, broke: bool = True) -> None:
+        """A worker died (killed, out of memory, crashed) while `task` was in its pool,
+        or (`broke` False) the task failed as a whole with an exception.
 
         Every task of a broken pool fails, so blame needs care: they become
         suspects, re-run one at a time with nothing else in flight. A suspect
-        that breaks the pool alone is guilty: a batch is split into single
-        files; a single file is retried, then marked failed after MAX_ATTEMPTS.
+        that fails alone is guilty: a batch is split into single files; a
+        single file is retried, then marked failed after MAX_ATTEMPTS.
         """
-        isolated = len(self._inflight) == 0 and self._isolated == task.id
+        isolated = not broke or (self._isolated == task.id and len(self._inflight) == 0)
         self._isolated = None
         if not isolated:
             self._suspects.append(task)
             return
         if len(task.pieces) > 1:
-            log.warning("task %d killed a worker; retrying its files one by one", task.id)
+            log.warning("task %d failed (%s); retrying its files one by one", task.id, reason)
             self._suspects.extend(self.batcher.new_task((p,)) for p in task.pieces)
             return
         self._attempts[task.id] += 1
         piece = task.pieces[0]
         if self._attempts[task.id] < MAX_ATTEMPTS:
-            log.warning("%s killed a worker; retrying it", piece.file.path)
+            log.warning("%s: %s; retrying it", piece.file.path, reason)
             self._suspects.appendleft(task)
             return
         del self._attempts[task.id]
-        reason = f"worker process died {MAX_ATTEMPTS} times counting it"
+        if broke:
+            reason = f"worker process died {MAX_ATTEMPTS} times counting it"
+        else:
+            reason = f"{reason} ({MAX_ATTEMPTS} tries)"
         failed = PieceResult(piece.file.path, FAILED, reason, 0, 0, "")
         if task.is_chunk:
             self._assemble(piece.file, failed, {})
@@ -268,28 +302,38 @@ class Pipeline:
         a = self._chunked.get(ref.path)
         if a is None:  # the file was already given up on (see finish)
             return
-        a.remaining -= 1
-        if piece.status == COUNTED:
-            a.counts.update(counts)
+        a.remaining -= 1  # first: whatever happens below, this chunk is back
+        if piece.status == COUNTED and a.failure is None:
+            try:
+                a.counts.update(counts)
+            except Exception as exc:  # MemoryError: the sum is no longer whole
+                a.failure = PieceResult(ref.path, FAILED, f"{type(exc).__name__}: {exc}", 0, 0, "")
+                a.counts = Counter()
             a.bytes += piece.bytes
             a.tokens += piece.tokens
             a.encodings.add(piece.encoding)
-        elif a.failure is None:
+            a.files.add(piece.file)  # type: ignore[arg-type]
+        elif a.failure is None and piece.status != COUNTED:
             a.failure = piece
         if a.remaining:
             return
         del self._chunked[ref.path]
         encodings = a.encodings - {ASCII}
+        if a.failure is None and len(a.files) > 1:
+            a.failure = PieceResult(ref.path, CHANGED, "changed between its chunks", 0, 0, "")
         if a.failure is None and len(encodings) > 1:
             reason = f"chunks decode as different encodings: {', '.join(sorted(encodings))}"
-            a.failure = PieceResult(ref.path, FAILED, reason, a.bytes, 0, "")
+            a.failure = PieceResult(ref.path, FAILED, reason, a.bytes, 0, "", a.files.pop())
         if a.failure is not None and a.failure.status == VANISHED:
             self._vanished.append(ref.path)
+        elif a.failure is not None and a.failure.status == CHANGED:
+            log.info("%s: %s; counted once it holds still", ref.path, a.failure.reason)
+            self._returned.append(ref.path)
         elif a.failure is not None:
             self._pending.add({}, [ledger_row(ref, a.failure)])
         else:
             encoding = encodings.pop() if encodings else ASCII
-            whole = PieceResult(ref.path, COUNTED, "", a.bytes, a.tokens, encoding)
+            whole = PieceResult(ref.path, COUNTED, "", a.bytes, a.tokens, encoding, a.files.pop())
             self._pending.add(a.counts, [ledger_row(ref, whole)])
 
     def _merge(self) -> Progress:
@@ -309,6 +353,10 @@ class Pipeline:
             started = time.perf_counter()
             try:
                 self.store.merge(self._pending)
+            except DATA_ERRORS as exc:
+                self._give_back(exc)
+                progress.retry, self._returned = self._returned, []
+                return progress
             except sqlite3.Error as exc:
                 delay = RETRY_SECONDS[min(self._merge_failures, len(RETRY_SECONDS) - 1)]
                 self._merge_failures += 1
@@ -319,9 +367,41 @@ class Pipeline:
             progress.seconds = time.perf_counter() - started
             self._next_merge = now + max(self.merge_interval, MERGE_SPACING * progress.seconds)
             progress.rows, self._pending = self._pending.rows, Merge()
+            for row in progress.rows:
+                self._given_back.pop(row.path, None)
         progress.vanished, self._vanished = self._vanished, []
+        progress.retry, self._returned = self._returned, []
         progress.task_seconds, self._task_seconds = self._task_seconds, []
         return progress
+
+    def _give_back(self, cause: BaseException, also: Iterable[FileRef] = ()) -> None:
+        """Drop the pending merge, which cannot be committed for what it holds
+        (or may be half-added), and give its files back to be decided on again.
+
+        Nothing of it was committed, so nothing is lost: each file is counted
+        again. A file whose very bytes the ledger already counted (the
+        duplicate a unique index refused) is recorded as `linked` to where it
+        was counted; a file given back MAX_ATTEMPTS times is failed with the
+        cause, so a refusal cannot loop.
+        """
+        pending, self._pending = self._pending, Merge()
+        unread = PieceResult("", FAILED, "", 0, 0, "")
+        rows = {r.path: r for r in [ledger_row(ref, unread) for ref in also] + pending.rows}
+        log.error(
+            "merge refused (%s: %s); nothing of it committed; its %d files are counted again",
+            type(cause).__name__, cause, len(rows),
+        )  # fmt: skip
+        for path, row in rows.items():
+            where = self.store.counted_as(row.file) if row.status == COUNTED else None
+            self._given_back[path] += 1
+            if where is not None:
+                reason = f"the same file was already counted as {where}"
+                self._pending.add({}, [row._replace(tokens=0, status=LINKED, reason=reason)])
+            elif self._given_back[path] >= MAX_ATTEMPTS:
+                reason = f"refused {MAX_ATTEMPTS} times: {type(cause).__name__}: {cause}"
+                self._pending.add({}, [row._replace(tokens=0, status=FAILED, reason=reason)])
+            else:
+                self._returned.append(path)
 
     # -- ending ----------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """When is a file complete? Close and rename events say so at once; otherwise
 its size and mtime must hold still for `settle_seconds`.
 
-Pure state: stat results and both clocks come in as arguments.
+Pure state: stat results and both clocks come in as arguments. Whether a
+file is already known (counted, or in flight) is the caller's question (see
+knownfiles.py); this module only says when a file holds still.
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ from collections.abc import Callable
 
 
 class Readiness:
-    def __init__(self, settle_seconds: float, known: set[str]) -> None:
+    def __init__(self, settle_seconds: float) -> None:
         self.settle = settle_seconds
-        # Paths in the ledger or in the pipeline: never offered to it again.
-        self.known = known
         # path -> (size, mtime_ns, monotonic time they were first seen so)
         self.settling: dict[str, tuple[int, int, float]] = {}
 
@@ -27,8 +27,6 @@ class Readiness:
         first seen by a scan is ready when its mtime is already older than
         the settle time (it was written before we looked).
         """
-        if path in self.known:
-            return False
         shape = (st.st_size, st.st_mtime_ns)
         seen = self.settling.get(path)
         if complete or (seen is None and wall - st.st_mtime_ns / 1e9 >= self.settle):
@@ -44,9 +42,6 @@ class Readiness:
         """Settling files whose size and mtime have not changed for `settle_seconds`."""
         ready = []
         for path, (size, mtime_ns, since) in list(self.settling.items()):
-            if path in self.known:
-                del self.settling[path]
-                continue
             st = stat(path)
             if st is None:
                 del self.settling[path]

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ import sqlite_utils
 
 from . import failpoints
 from .config import TokenizerSettings
+from .identity import FileId
 from .work import COUNTED
 
 BUSY_TIMEOUT_MS = 30_000
@@ -54,6 +55,36 @@ MIGRATIONS = (
     # A full index on count halves upsert speed; this one is touched only by
     # the few frequent tokens of each batch.
     f"CREATE INDEX counts_top ON counts(count) WHERE count >= {TOP_MIN}",
+    # A row per file identity, not per path (see identity.py): a new file at a
+    # path counted before is counted, a renamed one is not. Rows from before
+    # keep dev 0 and no fingerprint (unknown), and the old rules for them.
+    # The unique index makes counting the same bytes twice fail the merge.
+    """
+    CREATE TABLE files_v3 (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        dev INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        tokens INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        encoding TEXT NOT NULL,
+        counted_at TEXT NOT NULL
+    );
+    INSERT INTO files_v3 (path, dev, inode, size, mtime_ns, fingerprint, tokens, status,
+                          reason, encoding, counted_at)
+        SELECT path, 0, inode, size, mtime_ns, '', tokens, status, reason, encoding, counted_at
+        FROM files ORDER BY counted_at, rowid;
+    DROP TABLE files;
+    ALTER TABLE files_v3 RENAME TO files;
+    CREATE INDEX files_path ON files(path);
+    CREATE INDEX files_status ON files(status);
+    CREATE UNIQUE INDEX files_counted_once ON files(dev, inode, size, mtime_ns, fingerprint)
+        WHERE status = 'counted' AND fingerprint != '';
+    """,
 )
 
 
@@ -63,13 +94,15 @@ class StoreError(Exception):
 
 class LedgerRow(NamedTuple):
     path: str
-    size: int
-    mtime_ns: int
-    inode: int
+    file: FileId  # the identity of the bytes counted (or found)
     tokens: int
     status: str
     reason: str
     encoding: str
+
+    @property
+    def size(self) -> int:
+        return self.file.size
 
 
 @dataclass(slots=True)
@@ -231,9 +264,9 @@ class Store:
             self._upsert(counts)
             failpoints.hit("merge-after-upsert")
             self.conn.executemany(
-                "INSERT INTO files (path, size, mtime_ns, inode, tokens, status, reason, "
-                "encoding, counted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(path_value(r.path), *r[1:], now) for r in rows],
+                "INSERT INTO files (path, dev, inode, size, mtime_ns, fingerprint, tokens, "
+                "status, reason, encoding, counted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(path_value(r.path), *r.file, *r[2:], now) for r in rows],
             )
             self.conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('total_tokens', ?) "
@@ -267,16 +300,22 @@ class Store:
             zip(tokens, map(counts.__getitem__, tokens), strict=True),
         )
 
-    def counted_identities(self) -> dict[tuple[int, int, int], str]:
-        """(inode, size, mtime_ns) -> path of every counted file: how a rename is recognised."""
+    def ledger(self) -> Iterator[tuple[str, FileId, str]]:
+        """(path, identity, status) of every ledger row, oldest first: what is known."""
         rows = self.conn.execute(
-            "SELECT inode, size, mtime_ns, path FROM files WHERE status = ?", (COUNTED,)
+            "SELECT path, dev, inode, size, mtime_ns, fingerprint, status FROM files ORDER BY id"
         )
-        return {(inode, size, mtime): path_from_value(path) for inode, size, mtime, path in rows}
+        for path, dev, inode, size, mtime_ns, fingerprint, status in rows:
+            yield path_from_value(path), FileId(dev, inode, size, mtime_ns, fingerprint), status
 
-    def known_paths(self) -> set[str]:
-        """Every path in the ledger, whatever its status: none is counted again."""
-        return {path_from_value(row[0]) for row in self.conn.execute("SELECT path FROM files")}
+    def counted_as(self, file: FileId) -> str | None:
+        """The path under which these very bytes were counted, if they were."""
+        row = self.conn.execute(
+            "SELECT path FROM files WHERE status = ? AND dev = ? AND inode = ? AND size = ? "
+            "AND mtime_ns = ? AND fingerprint = ?",
+            (COUNTED, *file),
+        ).fetchone()
+        return None if row is None else path_from_value(row[0])
 
     # -- queries -----------------------------------------------------------
 
@@ -331,7 +370,7 @@ class Store:
 
     def files(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         where, args = ("status = ?", [status]) if status else (None, [])
-        rows = self.db["files"].rows_where(where, args, order_by="counted_at, path", limit=limit)
+        rows = self.db["files"].rows_where(where, args, order_by="id", limit=limit)
         return [row | {"path": display_path(row["path"])} for row in rows]
 
 

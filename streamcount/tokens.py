@@ -24,7 +24,18 @@ from . import failpoints
 from .config import TokenizerSettings
 from .decoding import DecodeFailure, decode
 from .engines import make_cut
-from .work import COUNTED, FAILED, SKIPPED, VANISHED, Piece, PieceResult, Task, TaskResult
+from .identity import FileId, file_id, fingerprint_of, read_fingerprint
+from .work import (
+    CHANGED,
+    COUNTED,
+    FAILED,
+    SKIPPED,
+    VANISHED,
+    Piece,
+    PieceResult,
+    Task,
+    TaskResult,
+)
 
 _PUNCT_OR_SYMBOL = frozenset("PS")
 _UNSEEN = object()
@@ -147,21 +158,44 @@ def segments(text: str, size: int = SEGMENT_CHARS) -> Iterator[str]:
     yield text[start:] if start else text
 
 
-def read_piece(piece: Piece) -> bytes:
-    """The bytes of a whole file, or of the lines that start in [start, end).
+class FileChanged(Exception):
+    """The path no longer names the file that was planned, or it changed while read."""
 
-    Opened non-blocking and checked to be a regular file, so a FIFO or device
-    dropped into the inbox cannot hang a worker.
+
+def read_piece(piece: Piece) -> tuple[bytes, FileId]:
+    """The bytes of a whole file, or of the lines that start in [start, end), and
+    the identity of the file they were read from.
+
+    The identity is the open file's (fstat before reading, checked again
+    after): the ledger records exactly the bytes counted. A file replaced
+    before it was opened (another inode), changed while read, or, for a
+    chunk, changed since its chunks were planned, raises FileChanged: it is
+    counted again later, never half. Opened non-blocking and checked to be
+    a regular file, so a FIFO or device dropped into the inbox cannot hang a
+    worker.
     """
-    fd = os.open(piece.file.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    ref = piece.file
+    fd = os.open(ref.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise DecodeFailure(SKIPPED, "not a regular file")
+        if ref.inode and (st.st_ino, st.st_dev) != (ref.inode, ref.dev or st.st_dev):
+            raise FileChanged("replaced by another file before it was read")
         if piece.end is None:
-            return _read_all(fd, st.st_size)
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return _read_lines(f, piece.start, piece.end)
+            data = _read_all(fd, st.st_size)
+            mark = fingerprint_of(data)
+        else:
+            if ref.inode and (st.st_size, st.st_mtime_ns) != (ref.size, ref.mtime_ns):
+                raise FileChanged("changed after it was found, before its chunks were read")
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                data = _read_lines(f, piece.start, piece.end)
+            mark = read_fingerprint(fd, st.st_size)
+        after = os.fstat(fd)
+        whole_read = piece.end is not None or len(data) == st.st_size
+        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or not whole_read:
+            raise FileChanged("changed while it was being read")
+        return data, file_id(st, mark)
     finally:
         os.close(fd)
 
@@ -230,26 +264,68 @@ def count_task(task: Task) -> TaskResult:
 
 
 def count_pieces(tokenizer: Tokenizer, task_id: int, pieces: Iterable[Piece]) -> TaskResult:
-    """Read, decode and count each piece; a piece that fails adds nothing to the total."""
+    """Read, decode and count each piece; a piece that fails adds nothing to the total.
+
+    Any exception while counting a piece (a bug, a MemoryError) fails that
+    piece alone, with the exception as its reason. One raised inside the
+    tokenizer may have left part of that piece in the task's tally, so the
+    task is counted again from scratch without it: never half a file.
+    """
+    pieces = tuple(pieces)
+    given_up: dict[int, PieceResult] = {}
+    while True:
+        try:
+            return _count(tokenizer, task_id, pieces, given_up)
+        except _Poisoned as poisoned:
+            given_up[poisoned.index] = poisoned.result
+
+
+class _Poisoned(Exception):
+    def __init__(self, index: int, result: PieceResult) -> None:
+        self.index, self.result = index, result
+
+
+def _count(
+    tokenizer: Tokenizer, task_id: int, pieces: tuple[Piece, ...], given_up: dict[int, PieceResult]
+) -> TaskResult:
     tally = Tally()
     results = []
-    for piece in pieces:
+    for i, piece in enumerate(pieces):
+        if i in given_up:
+            results.append(given_up[i])
+            continue
         path = piece.file.path
-        data = b""
+        data, file = b"", None
         try:
             failpoints.hit("worker-read", path)
-            data = read_piece(piece)
+            data, file = read_piece(piece)
             text, encoding = decode(data, piece.file.encoding)
-            tokens = tokenizer.add(tally, text)
         except FileNotFoundError:
             results.append(PieceResult(path, VANISHED, "deleted before it was read", 0, 0, ""))
             continue
+        except FileChanged as exc:
+            results.append(PieceResult(path, CHANGED, str(exc), 0, 0, ""))
+            continue
         except DecodeFailure as exc:
-            results.append(PieceResult(path, exc.status, exc.reason, len(data), 0, ""))
+            results.append(PieceResult(path, exc.status, exc.reason, len(data), 0, "", file))
             continue
         except OSError as exc:
             reason = f"unreadable: {exc.strerror or exc}"
             results.append(PieceResult(path, FAILED, reason, 0, 0, ""))
             continue
-        results.append(PieceResult(path, COUNTED, "", len(data), tokens, encoding))
+        except Exception as exc:
+            results.append(_failure(path, exc, file))
+            continue
+        try:
+            failpoints.fail("worker-count", path, MemoryError)
+            tokens = tokenizer.add(tally, text)
+        except Exception as exc:
+            raise _Poisoned(i, _failure(path, exc, file)) from None
+        results.append(PieceResult(path, COUNTED, "", len(data), tokens, encoding, file))
     return TaskResult(task_id, tokenizer.finish(tally), tuple(results))
+
+
+def _failure(path: str, exc: Exception, file: FileId | None) -> PieceResult:
+    """A piece failed by an unexpected exception: the exception is the reason."""
+    reason = f"error while counting: {type(exc).__name__}: {exc}".rstrip(": ")
+    return PieceResult(path, FAILED, reason, 0, 0, "", file)

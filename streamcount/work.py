@@ -9,21 +9,31 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-# Ledger statuses. "vanished" never reaches the ledger: a file deleted before
-# it was read has nothing to count, and is counted if it comes back.
-COUNTED, SKIPPED, FAILED, VANISHED = "counted", "skipped", "failed", "vanished"
-# A counted file renamed within the tree: its new path, with nothing counted again.
-MOVED = "moved"
+from .identity import FileId
+
+# Ledger statuses (README, "The ledger"): counted, skipped (not text), failed
+# (with the reason), and two with nothing counted: a counted file renamed
+# within the tree (`moved`) and a second name of a counted file (`linked`).
+COUNTED, SKIPPED, FAILED, MOVED, LINKED = "counted", "skipped", "failed", "moved", "linked"
+# Never in the ledger: a file deleted before it was read has nothing to count
+# (it is counted if it comes back); one that changed while it was read is
+# counted again once it holds still.
+VANISHED, CHANGED = "vanished", "changed"
 
 
 class FileRef(NamedTuple):
-    """A file as discovered: its path, what stat said, and how to decode it."""
+    """A file as discovered: its path, what stat said, and how to decode it.
+
+    A worker counts it only if the path still names that file (dev, inode;
+    0 means unknown) and, for a chunk, with that size and mtime.
+    """
 
     path: str
     size: int
     mtime_ns: int
     inode: int
     encoding: str = "auto"
+    dev: int = 0
 
 
 class Piece(NamedTuple):
@@ -52,6 +62,7 @@ class PieceResult(NamedTuple):
     bytes: int
     tokens: int
     encoding: str
+    file: FileId | None = None  # the identity of the bytes read (fstat, fingerprint)
 
 
 class TaskResult(NamedTuple):

@@ -9,17 +9,17 @@ def st(size: int, mtime: float) -> SimpleNamespace:
 
 
 def test_complete_event_is_ready_at_once():
-    r = Readiness(2.0, set())
+    r = Readiness(2.0)
     assert r.offer("a", st(5, 100.0), now=0, wall=100.0, complete=True)
 
 
 def test_old_file_found_by_scan_is_ready():
-    r = Readiness(2.0, set())
+    r = Readiness(2.0)
     assert r.offer("a", st(5, 100.0), now=0, wall=103.0)
 
 
 def test_fresh_file_settles_then_is_ready():
-    r = Readiness(2.0, set())
+    r = Readiness(2.0)
     shapes = {"a": st(5, 100.0)}
     assert not r.offer("a", shapes["a"], now=0, wall=100.5)
     assert r.due(1.0, shapes.get) == []
@@ -30,13 +30,8 @@ def test_fresh_file_settles_then_is_ready():
     assert r.settling == {}
 
 
-def test_known_paths_are_never_ready_again():
-    r = Readiness(2.0, {"a"})
-    assert not r.offer("a", st(5, 0), now=0, wall=100, complete=True)
-
-
 def test_vanished_settling_file_is_dropped():
-    r = Readiness(2.0, set())
+    r = Readiness(2.0)
     r.offer("a", st(5, 100.0), now=0, wall=100.0)
     assert r.due(5, lambda p: None) == []
     assert r.settling == {}

@@ -3,6 +3,7 @@ import hashlib
 import pytest
 
 from streamcount.config import TokenizerSettings
+from streamcount.identity import FileId
 from streamcount.sqlquery import QueryError, run_query
 from streamcount.store import LedgerRow, Merge, Store
 
@@ -10,7 +11,8 @@ from streamcount.store import LedgerRow, Merge, Store
 @pytest.fixture
 def reader(tmp_path):
     writer = Store.open_writer(tmp_path / "db.sqlite", TokenizerSettings())
-    writer.merge(Merge({"北京": 3, "上海": 1}, [LedgerRow("/a", 1, 1, 1, 4, "counted", "", "")]))
+    row = LedgerRow("/a", FileId(1, 1, 1, 1, ""), 4, "counted", "", "")
+    writer.merge(Merge({"北京": 3, "上海": 1}, [row]))
     writer.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     writer.close()
     store = Store.open_reader(tmp_path / "db.sqlite")

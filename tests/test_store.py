@@ -4,11 +4,17 @@ from collections import Counter
 import pytest
 
 from streamcount.config import TokenizerSettings
+from streamcount.identity import FileId
 from streamcount.store import LedgerRow, Merge, Store, StoreError
 
 
 def row(path: str, tokens: int = 3, status: str = "counted") -> LedgerRow:
-    return LedgerRow(path, 10, 1, 2, tokens, status, "", "utf-8")
+    """A ledger row for `path`, with an identity of its own (an inode from its name)."""
+    return LedgerRow(path, FileId(1, sum(map(ord, path)), 10, 1, "f"), tokens, status, "", "utf-8")
+
+
+def paths(store: Store) -> set[str]:
+    return {path for path, _, _ in store.ledger()}
 
 
 @pytest.fixture
@@ -28,18 +34,18 @@ def test_merge_is_additive_and_records_ledger(store):
     both.add({"广州": 4, "北京": 2}, [row("/c")])  # summed before the writer sees them
     store.merge(both)
     assert counts(store) == Counter({"北京": 5, "上海": 1, "广州": 4})
-    assert store.known_paths() == {"/a", "/b", "/c"}
+    assert paths(store) == {"/a", "/b", "/c"}
     assert store.total_tokens() == 10
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_failure_between_upsert_and_ledger_leaves_both_untouched(store):
     store.merge(Merge({"北京": 2}, [row("/a")]))
-    # The ledger insert fails (the path is already there) after the upsert ran.
+    # The ledger insert fails (the same file counted again) after the upsert ran.
     with pytest.raises(sqlite3.IntegrityError):
         store.merge(Merge({"北京": 5, "新词": 1}, [row("/b"), row("/a")]))
     assert counts(store) == Counter({"北京": 2})
-    assert store.known_paths() == {"/a"}
+    assert paths(store) == {"/a"}
     assert store.total_tokens() == 2
     assert not store.conn.in_transaction
 
