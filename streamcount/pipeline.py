@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -230,30 +230,36 @@ class Pipeline:
         except Exception as exc:  # raised by the task as a whole, or its result unpicklable
             self._retry(task, f"error while counting: {type(exc).__name__}: {exc}", broke=False)
             return
-        self._attempts.pop(task.id, None)
         self._task_seconds.append(time.monotonic() - sent_at)
         if task.is_chunk:
+            self._attempts.pop(task.id, None)
             self._assemble(task.pieces[0].file, result.pieces[0], result.counts)
             return
         try:
             self._take(task, result)
         except Exception as exc:  # a bug, or MemoryError: the pending merge may be half-added
             log.exception("cannot add the result of task %d", task.id)
-            self._give_back(exc, [p.file for p in task.pieces])
+            self._give_back(exc)  # (the task's own rows are added last: never among them)
+            self._retry(task, f"error while adding it: {type(exc).__name__}: {exc}", broke=False)
+            return
+        self._attempts.pop(task.id, None)
 
     def _take(self, task: Task, result: TaskResult) -> None:
+        """Add a task's result to the pending merge; state changes only once it is in."""
         refs = {p.file.path: p.file for p in task.pieces}
-        rows = []
+        rows, vanished, changed = [], [], []
         for r in result.pieces:
             if r.status == VANISHED:
-                self._vanished.append(r.path)
+                vanished.append(r.path)
             elif r.status == CHANGED:
                 log.info("%s: %s; counted once it holds still", r.path, r.reason)
-                self._returned.append(r.path)
+                changed.append(r.path)
             else:
                 rows.append(ledger_row(refs[r.path], r))
         failpoints.fail("pipeline-take", ",".join(refs), MemoryError)
         self._pending.add(result.counts, rows)
+        self._vanished += vanished
+        self._returned += changed
 
     def _retry(self, task: Task, reason: str, broke: bool = True) -> None:
         """A worker died (killed, out of memory, crashed) while `task` was in its pool,
@@ -374,7 +380,7 @@ class Pipeline:
         progress.task_seconds, self._task_seconds = self._task_seconds, []
         return progress
 
-    def _give_back(self, cause: BaseException, also: Iterable[FileRef] = ()) -> None:
+    def _give_back(self, cause: BaseException) -> None:
         """Drop the pending merge, which cannot be committed for what it holds
         (or may be half-added), and give its files back to be decided on again.
 
@@ -385,8 +391,7 @@ class Pipeline:
         cause, so a refusal cannot loop.
         """
         pending, self._pending = self._pending, Merge()
-        unread = PieceResult("", FAILED, "", 0, 0, "")
-        rows = {r.path: r for r in [ledger_row(ref, unread) for ref in also] + pending.rows}
+        rows = {r.path: r for r in pending.rows}
         log.error(
             "merge refused (%s: %s); nothing of it committed; its %d files are counted again",
             type(cause).__name__, cause, len(rows),
