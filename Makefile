@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean systemd-tools
+.PHONY: run test lint bench soak clean systemd-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ lint: $(STAMP)
 # smoke run; docs/benchmarks.md has the full commands and their results.
 bench: $(STAMP)
 	$(BIN)/python -m bench.throughput --quick
+
+# Minutes of random writes, renames, rotations, links and deletes while the
+# daemon is SIGKILLed now and then, and 300 random kills mid-stream: exactly
+# once, checked against the reference count (the same tests run short in `make test`).
+soak: $(STAMP)
+	STREAMCOUNT_SOAK_SECONDS=$${SOAK_SECONDS:-300} STREAMCOUNT_CRASH_CYCLES=300 \
+	  $(BIN)/python -m pytest -q -s tests/test_soak.py tests/test_crash.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
