@@ -67,7 +67,7 @@ class Daemon:
         self.started_at = _utc_now()
         self.counted = 0
         self.last_merge: str | None = None
-        self._next_ping = self._next_status = 0.0
+        self._next_ping = self._next_status = self._next_rescan = 0.0
         self._status_at = time.monotonic()
         self._counted_at_status = 0
 
@@ -80,7 +80,7 @@ class Daemon:
             )  # fmt: skip
         self._start_watcher()
         self.rescan()
-        next_rescan = time.monotonic() + self.config.rescan_seconds
+        self._next_rescan = time.monotonic() + self.config.rescan_seconds
         self.notifier.send("READY=1", f"STATUS={self._status_line(0.0)}")
         log.info(
             "watching %s; %d files already in the ledger, %d queued",
@@ -89,7 +89,7 @@ class Daemon:
             len(self.known.inflight),
         )
         try:
-            self._loop(next_rescan)
+            self._loop()
             inflight = self.pipeline.inflight
             message = f"signal {self.stop.signum}: finishing {inflight} tasks in flight"
             log.info(message)
@@ -103,19 +103,19 @@ class Daemon:
             self.notifier.close()
             self.metrics.close()
 
-    def _loop(self, next_rescan: float) -> None:
+    def _loop(self) -> None:
         """Until a stop signal: take sightings, offer what is due, rescan, pump, report."""
         while not self.stop.event.is_set():
             self._take_sightings(wait=0 if self.pipeline.inflight else TICK)
             now = time.monotonic()
             for path, st in self.readiness.due(now, regular_stat):
                 self._add(path, st)
-            if now >= next_rescan or not self.watcher.alive():
+            if now >= self._next_rescan or not self.watcher.alive():
                 if not self.watcher.alive():
                     log.error("the file watcher stopped; restarting it and rescanning")
                     self._restart_watcher()
                 self.rescan()
-                next_rescan = time.monotonic() + self.config.rescan_seconds
+                self._next_rescan = time.monotonic() + self.config.rescan_seconds
             self._report(self.pipeline.pump(TICK if self.pipeline.inflight else 0))
             self._heartbeat(time.monotonic())
             if self.stop.reload.is_set():
@@ -146,6 +146,7 @@ class Daemon:
         if new.watch != old_roots:
             self._restart_watcher()
             self.rescan()
+        self._next_rescan = time.monotonic() + new.rescan_seconds  # a new interval: from now
         log.info("config reloaded; watching %s", ", ".join(str(d.path) for d in new.watch))
         self.notifier.send("READY=1", f"STATUS={self._status_line(0.0)}")
 
@@ -194,10 +195,13 @@ class Daemon:
     def rescan(self) -> None:
         """Offer every wanted file under every root: the source of truth."""
         now, wall = time.monotonic(), time.time()
+        seen = 0
         for root in self.config.watch:
             for path, st in scan(root.path, self.rules):
+                seen += 1
                 if not self.known.unchanged(path, st) and self.readiness.offer(path, st, now, wall):
                     self._add(path, st, root)
+        log.debug("rescanned %d files in %.0f ms", seen, (time.monotonic() - now) * 1000)
 
     def _take_sightings(self, wait: float) -> None:
         try:

@@ -1,5 +1,6 @@
 """Service behaviour: the systemd notify protocol and `streamcount status`."""
 
+import contextlib
 import json
 import os
 import signal
@@ -164,9 +165,34 @@ def test_metrics_endpoint(tmp_path, rng, daemon_factory):
     assert daemon.stop() == 0
 
 
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports on which process `pid` holds a listening socket (from /proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def test_metrics_off_by_default(daemon_factory):
     daemon = daemon_factory().start()
-    assert not daemon.saw("metrics on")
+    assert listening_ports(daemon.pid) == set()
+    assert daemon.stop() == 0
+
+
+def test_metrics_port_is_listened_on_when_set(daemon_factory):
+    port = free_port()
+    daemon = daemon_factory(metrics_port=port).start()
+    wait_until(lambda: listening_ports(daemon.pid) == {port}, what="the metrics port")
     assert daemon.stop() == 0
 
 
@@ -193,10 +219,15 @@ def test_sighup_reloads_watched_folders_and_refuses_tokenizer_changes(
     drop(second / "x.txt")
     wait_until(lambda: str(second / "x.txt") in db_ledger(db), what="a file in the added folder")
 
-    reload([second], "config reloaded; watching")
+    reload([second], "config reloaded; watching", rescan_seconds=0.3, log_level="DEBUG")
     (inbox / "unwatched.txt").write_text(make_text(rng))
     drop(second / "y.txt")  # written after: were inbox still watched, this comes second
     wait_until(lambda: str(second / "y.txt") in db_ledger(db), what="y.txt")
+    rescans = sum("rescanned" in line for line in daemon.log)
+    wait_until(
+        lambda: sum("rescanned" in line for line in daemon.log) >= rescans + 2,
+        what="two full rescans, which would find it if the folder were still watched",
+    )
     assert str(inbox / "unwatched.txt") not in db_ledger(db)
 
     reload([second], "reload refused: tokenizer cannot change while running", mode="search")
