@@ -3,13 +3,14 @@
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 from importlib.metadata import entry_points
 
 import pytest
 
-from .helpers import make_text, reference_counts
+from .helpers import db_counts, db_ledger, make_text, reference_counts
 
 
 def cli(*args, cwd=None, env=None):
@@ -38,9 +39,13 @@ def counted(tmp_path_factory):
 
 
 def test_ingest_twice_counts_nothing_twice(counted, tmp_path):
-    db, _ = counted
-    result = cli("ingest", db.parent / "in", "--db", db)
+    shared, ref = counted
+    db = tmp_path / "db.sqlite"  # a copy: the module's database stays as it was
+    shutil.copy(shared, db)
+    result = cli("ingest", shared.parent / "in", "--db", db)
     assert "0 files counted, 0 skipped, 0 failed, 13 already counted" in result.stdout
+    assert db_counts(db) == ref
+    assert sorted(db_ledger(db).values()) == ["counted"] * 12 + ["skipped"]
 
 
 def test_top_formats(counted):

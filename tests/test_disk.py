@@ -38,7 +38,11 @@ def test_disk_full_holds_the_batch_retries_and_ends_exact(tmp_path):
         conn.execute(f"PRAGMA max_page_count = {pages}")
         for ref in refs(tmp_path, texts):
             pipeline.add(ref, 0.0)
-        wait_until(lambda: pipeline.drain() and pipeline.writer_failing, what="the disk full")
+        def disk_full() -> bool:
+            pipeline.drain()
+            return pipeline.writer_failing
+
+        wait_until(disk_full, what="the disk full")
         assert db_ledger(config.db) == {} and db_counts(config.db) == {}  # nothing half-done
         conn.execute("PRAGMA max_page_count = 1073741823")  # space is back
         while pipeline.busy:
