@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from fnmatch import translate
 from pathlib import Path
 
+from . import longpaths
 from .work import FileRef
 
 
@@ -58,28 +59,30 @@ def file_ref(path: str, st: os.stat_result, encoding: str) -> FileRef:
 def regular_stat(path: str) -> os.stat_result | None:
     """lstat of a regular file, or None (gone, a symlink, a FIFO, a folder...)."""
     try:
-        st = os.lstat(path)
+        st = longpaths.lstat(path)
     except OSError:
         return None
     return st if stat.S_ISREG(st.st_mode) else None
 
 
 def scan(root: Path, rules: Rules) -> Iterator[tuple[str, os.stat_result]]:
-    """Every wanted regular file below `root`, with its lstat."""
+    """Every wanted regular file below `root`, with its lstat (paths of any length)."""
     stack = [str(root)]
     while stack:
         folder = stack.pop()
         try:
-            entries = list(os.scandir(folder))
+            with longpaths.scandir(folder) as entries:
+                found = []
+                for path, entry in entries:
+                    if rules.excluded(entry.name):
+                        continue
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(path)
+                        elif entry.is_file(follow_symlinks=False) and rules.included(entry.name):
+                            found.append((path, entry.stat(follow_symlinks=False)))
+                    except OSError:
+                        continue
         except OSError:
             continue  # vanished or unreadable: the next rescan tries again
-        for entry in entries:
-            if rules.excluded(entry.name):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False) and rules.included(entry.name):
-                    yield entry.path, entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
+        yield from found

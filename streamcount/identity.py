@@ -18,6 +18,8 @@ import hashlib
 import os
 from typing import NamedTuple
 
+from . import longpaths
+
 EDGE_BYTES = 4096  # the fingerprint reads this much at each end of the file
 
 
@@ -68,7 +70,7 @@ def read_fingerprint(fd: int, size: int) -> str:
 def path_fingerprint(path: str, size: int) -> str | None:
     """The fingerprint of the first `size` bytes of `path`; None if it cannot be read."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        fd = longpaths.open_file(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError:
         return None
     try:

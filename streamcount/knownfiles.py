@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
+from . import longpaths
 from .discovery import file_ref
 from .identity import FileId, path_fingerprint, stat_key
 from .store import LedgerRow
@@ -170,6 +171,6 @@ def admit(
 
 def _lstat(path: str) -> os.stat_result | None:
     try:
-        return os.lstat(path)
+        return longpaths.lstat(path)
     except OSError:
         return None

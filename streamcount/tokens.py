@@ -20,7 +20,7 @@ from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
-from . import failpoints
+from . import failpoints, longpaths
 from .config import TokenizerSettings
 from .decoding import DecodeFailure, decode
 from .engines import make_cut
@@ -175,7 +175,7 @@ def read_piece(piece: Piece) -> tuple[bytes, FileId]:
     worker.
     """
     ref = piece.file
-    fd = os.open(ref.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    fd = longpaths.open_file(ref.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

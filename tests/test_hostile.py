@@ -216,3 +216,43 @@ def test_a_hundred_thousand_files_in_one_folder(tmp_path, daemon_factory):
             expected[token] += n * copies
     expected.update(reference_counts(["最后一个文件\n"]))
     assert db_counts(db) == expected
+
+
+def _deep_folder(root: Path, past: int = 4600) -> tuple[str, int]:
+    """Folders below `root` until the path passes `past` bytes (PATH_MAX is 4,096),
+    made relative to descriptors; the path and a descriptor of the deepest."""
+    fd, path = os.open(root, os.O_RDONLY | os.O_DIRECTORY), str(root)
+    while len(path) < past:
+        name = "d" * 200
+        os.mkdir(name, dir_fd=fd)
+        inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd, path = inner, f"{path}/{name}"
+    return path, fd
+
+
+def _write_at(folder: int, name: str, text: str) -> None:
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=folder)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def test_files_deeper_than_path_max_are_counted(tmp_path, rng, daemon_factory):
+    inbox, db = tmp_path / "inbox", tmp_path / "db.sqlite"
+    deep, folder = _deep_folder(inbox)
+    try:
+        texts = [make_text(rng), make_text(rng)]
+        _write_at(folder, "at-start.txt", texts[0])
+        daemon = daemon_factory(rescan_seconds=0.5).start()
+        _write_at(folder, "arriving.txt", texts[1])  # no event reaches that deep: a rescan finds it
+        wanted = {f"{deep}/at-start.txt", f"{deep}/arriving.txt"}
+        wait_until(lambda: set(db_ledger(db)) == wanted, what="both deep files")
+        assert set(db_ledger(db).values()) == {"counted"}
+        (inbox / "shallow.txt").write_text(shallow := make_text(rng))  # the watcher still runs
+        wait_until(lambda: str(inbox / "shallow.txt") in db_ledger(db), what="a shallow file")
+        assert daemon.stop() == 0
+        assert db_counts(db) == reference_counts([*texts, shallow])
+    finally:
+        os.close(folder)
