@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .pipeline import Pipeline
 
 COUNT, SKIP, APPENDED, WAIT = "count", "skip", "appended", "wait"
+HOLDING = frozenset({COUNTED, MOVED})  # rows that say where a file's counted bytes are
 
 
 class Verdict(NamedTuple):
@@ -51,8 +52,11 @@ class KnownFiles:
         self.inflight_keys: dict[tuple[int, int], str] = {}
         self.waiting: dict[str, set[str]] = {}  # in-flight path -> paths decided after it
         self.noted: dict[str, tuple[int, int, int, int]] = {}  # grown after counting: seen
-        for path, file, status in rows:
-            self._record(path, file, status)
+        at_path, holder = self.at_path, self.holder
+        for path, file, status in rows:  # _record, inlined: start-up reads every row
+            at_path[path] = file
+            if status in HOLDING:
+                holder[file[:2]] = (path, file)
 
     def __len__(self) -> int:
         return len(self.at_path)
@@ -141,7 +145,7 @@ class KnownFiles:
 
     def _record(self, path: str, file: FileId, status: str) -> None:
         self.at_path[path] = file
-        if status in (COUNTED, MOVED):
+        if status in HOLDING:
             self.holder[file.key] = (path, file)
 
 

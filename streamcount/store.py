@@ -303,10 +303,12 @@ class Store:
     def ledger(self) -> Iterator[tuple[str, FileId, str]]:
         """(path, identity, status) of every ledger row, oldest first: what is known."""
         rows = self.conn.execute(
-            "SELECT path, dev, inode, size, mtime_ns, fingerprint, status FROM files ORDER BY id"
+            "SELECT path, status, dev, inode, size, mtime_ns, fingerprint FROM files ORDER BY id"
         )
-        for path, dev, inode, size, mtime_ns, fingerprint, status in rows:
-            yield path_from_value(path), FileId(dev, inode, size, mtime_ns, fingerprint), status
+        make = FileId._make  # from the row's slice: start-up reads every row
+        for row in rows:
+            path = row[0]
+            yield path if type(path) is str else path_from_value(path), make(row[2:]), row[1]
 
     def counted_as(self, file: FileId) -> str | None:
         """The path under which these very bytes were counted, if they were."""
