@@ -6,6 +6,7 @@ what happened.
 """
 
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -282,3 +283,34 @@ def test_hard_links_are_counted_once(tmp_path, rng, daemon_factory):
     assert daemon.stop() == 0
     assert sorted(s for _, s, _ in rows(db)) == ["counted", "linked", "linked"]
     assert db_counts(db) == reference_counts([text])
+
+
+def test_a_real_memory_error_fails_that_file_and_nothing_else(tmp_path):
+    """Issue 17, item 3: under an address-space limit (as `prlimit --as` sets), a
+    400 MB file counted whole runs a worker out of memory; that file is failed
+    with the reason, the other counted, and the run ends normally."""
+    folder, db = tmp_path / "in", tmp_path / "db.sqlite"
+    folder.mkdir()
+    with (folder / "huge.txt").open("wb") as f:
+        for _ in range(40):
+            f.write(b"a" * 10_000_000)
+    (folder / "ok.txt").write_text(ok := "北京大学和清华大学联合举办了国际学术研讨会。\n")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'db = "{db}"\nworkers = 1\n'
+        "[batching]\nchunk_bytes = 2000000000\nbatch_max_bytes = 2000000000\n"
+    )
+    limit = 1_500_000_000
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "streamcount", "ingest", str(folder), "--config", str(config)],
+        capture_output=True, text=True, preexec_fn=limited, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "1 files counted, 0 skipped, 1 failed" in result.stdout
+    [(_, status, reason)] = [r for r in rows(db) if r[0] == "huge.txt"]
+    assert status == "failed" and "MemoryError" in reason
+    assert db_counts(db) == reference_counts([ok])
