@@ -205,7 +205,7 @@ def stats(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False) 
 @app.command()
 def files(
     status: Annotated[
-        str | None, typer.Option(help="only this status: counted, skipped, failed, moved")
+        str | None, typer.Option(help="only this status: counted, skipped, failed, moved, linked")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="at most this many rows")] = None,
     config: ConfigOpt = None,
