@@ -165,10 +165,8 @@ def apply_bounds(conn: sqlite3.Connection, bounds: Bounds, deadline: float) -> N
 def explain(exc: BaseException, bounds: Bounds, maxima: Bounds) -> str:
     """One line for people, from whatever SQLite (or Python) raised."""
     if isinstance(exc, MemoryError):
-        return (
-            f"query stopped: it needs more than {bounds.memory_mb} MiB of memory "
-            f"(--memory MB allows more{_up_to(maxima, 'memory_mb', ' MiB')})"
-        )
+        more = _more(bounds, maxima, "memory_mb", " MiB")
+        return f"query stopped: it needs more than {bounds.memory_mb} MiB of memory ({more})"
     text = str(exc)
     if "not authorized" in text:
         return REFUSED
@@ -178,15 +176,18 @@ def explain(exc: BaseException, bounds: Bounds, maxima: Bounds) -> str:
         return f"query stopped: a string or blob longer than {LENGTH_LIMIT // MIB} MiB"
     if "one statement" in text:
         return "only one statement at a time"
-    return f"query failed: {text}"
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return f"query failed: {line[:300]}"  # a message may quote a value of 64 MiB
 
 
 def timed_out(bounds: Bounds, maxima: Bounds) -> str:
-    return (
-        f"query stopped after {bounds.timeout:g}s "
-        f"(--timeout S allows longer{_up_to(maxima, 'timeout', 's')})"
-    )
+    return f"query stopped after {bounds.timeout:g}s ({_more(bounds, maxima, 'timeout', 's')})"
 
 
-def _up_to(maxima: Bounds, name: str, unit: str) -> str:
-    return f", up to {getattr(maxima, name):g}{unit}"
+def _more(bounds: Bounds, maxima: Bounds, name: str, unit: str) -> str:
+    """How to allow more, or that this is the most the server allows."""
+    flag, key = BOUND_NAMES[name]
+    most = getattr(maxima, name)
+    if getattr(bounds, name) >= most:
+        return f"the server's maximum, {key} in the config"
+    return f"{flag} allows up to {most:g}{unit}"
