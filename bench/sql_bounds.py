@@ -44,6 +44,7 @@ def upto(n: int) -> str:
 
 
 ENDLESS = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+ALL_ROWS = ["--limit", "5000000", "--timeout", "60", "--config", "max.toml"]  # [sql] max_rows
 
 # name, SQL, the flags the issue ran it with, flags only the new code knows
 QUERIES = [
@@ -63,10 +64,8 @@ QUERIES = [
      "WITH RECURSIVE n(i, b) AS (SELECT 1, randomblob(1000) UNION ALL SELECT i + 1, "
      "randomblob(1000) FROM n, (SELECT 1 UNION ALL SELECT 2) ORDER BY 1) SELECT count(*) FROM n",
      [], []),
-    ("5,000,000 rows, table", upto(5_000_000) + "SELECT i, 'row' FROM n", [],
-     ["--limit", "1000000"]),
-    ("5,000,000 rows, --json", upto(5_000_000) + "SELECT i, 'row' FROM n", ["--json"],
-     ["--limit", "1000000"]),
+    ("5,000,000 rows, table", upto(5_000_000) + "SELECT i, 'row' FROM n", [], ALL_ROWS),
+    ("5,000,000 rows, --json", upto(5_000_000) + "SELECT i, 'row' FROM n", ["--json"], ALL_ROWS),
 ]  # fmt: skip
 
 
@@ -161,6 +160,7 @@ def main() -> None:
         work = Path(tmp)
         db = work / "db.sqlite"
         make_db(db)
+        (work / "max.toml").write_text("[sql]\nmax_rows = 5000000\n")
         old = work / "before"
         old.mkdir()
         archive = subprocess.run(

@@ -82,16 +82,18 @@ def run_query(db: Path, sql: str, bounds: Bounds, maxima: Bounds) -> Query:
     started = time.monotonic()
     deadline = started + bounds.timeout
     child = _Child(deadline + GRACE_SECONDS)
-    request = {"db": str(db), "sql": sql, "bounds": bounds, "maxima": maxima, "deadline": deadline}
+    request = {"db": str(db), "sql": sql, "bounds": bounds, "maxima": maxima,
+               "deadline": deadline, "parent": os.getpid()}  # fmt: skip
     child.send(request)
     query = Query([], iter(()), child=child)
 
     def finish(kind: str, value: Any) -> None:
         query.peak_rss, query.seconds = child.reap(), time.monotonic() - started
         query.cut = kind == "cut"
-        if kind not in ("cut", "end"):
-            if kind != "error":
-                value = timed_out(bounds, maxima) if child.killed else child.death()
+        if kind not in ("cut", "end", "error"):  # no answer: killed, or it died
+            kind, value = "error", timed_out(bounds, maxima) if child.killed else child.death()
+        child.close_pipes()
+        if kind == "error":
             error = QueryError(value)
             error.peak_rss, error.seconds = query.peak_rss, query.seconds
             raise error
@@ -138,6 +140,12 @@ class _Child:
         self._kill()
         self.killed = False  # stopped by us, not by the deadline
         self.reap()
+        self.close_pipes()
+
+    def close_pipes(self) -> None:
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
     def send(self, request: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
@@ -179,12 +187,14 @@ class _Child:
 # -- the child's side ------------------------------------------------------
 
 
-def _ceilings(memory_mb: int) -> None:
+def _ceilings(memory_mb: int, parent: int) -> None:
     """Limits the kernel enforces on this process, whatever SQLite does."""
     if sys.platform.startswith("linux"):
         import ctypes
 
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before we got here
+        os._exit(1)
     space = address_space(memory_mb)
     resource.setrlimit(resource.RLIMIT_AS, (space, space))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -251,7 +261,7 @@ def _batches(cursor: sqlite3.Cursor, most: int) -> Iterator[list[tuple[Any, ...]
 
 def main() -> None:
     request = pickle.load(sys.stdin.buffer)
-    _ceilings(request["bounds"].memory_mb)
+    _ceilings(request["bounds"].memory_mb, request["parent"])
     with contextlib.suppress(BrokenPipeError):  # the parent stopped reading: nobody to tell
         _serve(request, sys.stdout.buffer)
 
