@@ -6,7 +6,8 @@ Each query of issues 16 and 17 is run through the real command line, with
 the timeout the issue used, by this checkout ("after") and by the code of
 the commit `--before` (extracted with `git archive`; its queries ran in the
 CLI's own process). Peak RSS is the kernel's figure for the command and
-every process it waited for (os.wait4); temp is the largest total of
+every process it waited for (os.wait4; it also counts this bench's own
+~30 MB, which a spawned process shares until its exec); temp is the largest total of
 SQLite's (deleted) temp files seen open by any of them, sampled every 50 ms.
 The "before" runs are capped so that the bench cannot take the machine
 down: address space `--cap-gb` (a MemoryError then) and `--cap-seconds` of

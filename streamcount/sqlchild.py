@@ -124,6 +124,7 @@ class _Child:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         self.killed = False
+        self.peak = 0  # the child's own VmHWM, when it or the kill could read it
         self._lock = threading.Lock()
         self._reaped = False
         self._timer = threading.Timer(max(0.0, kill_at - time.monotonic()), self._kill)
@@ -133,6 +134,7 @@ class _Child:
     def _kill(self) -> None:
         with self._lock:
             if not self._reaped:
+                self.peak = max(self.peak, peak_rss(self.proc.pid))
                 self.killed = True
                 self.proc.kill()
 
@@ -158,12 +160,19 @@ class _Child:
     def receive(self) -> tuple[str, Any]:
         """The child's next message, or ("died", None) when its pipe ends."""
         try:
-            return pickle.load(self.proc.stdout)  # type: ignore[arg-type]
-        except (EOFError, pickle.UnpicklingError, OSError):
+            kind, value, peak = pickle.load(self.proc.stdout)  # type: ignore[arg-type]
+        except (EOFError, pickle.UnpicklingError, OSError, ValueError):
             return "died", None
+        self.peak = max(self.peak, peak)
+        return kind, value
 
     def reap(self) -> int:
-        """Wait for the child (the deadline still holds); its peak RSS in bytes."""
+        """Wait for the child (the deadline still holds); its peak RSS in bytes.
+
+        The kernel's figure (wait4) also counts the parent's RSS when the child
+        was spawned (vfork shares it until exec), so the child's own VmHWM,
+        read by it or at the kill, is preferred; wait4 is the fallback.
+        """
         try:  # wait for its exit, but leave it unreaped: its pid cannot be reused yet
             os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOWAIT)
         except ChildProcessError:
@@ -173,7 +182,19 @@ class _Child:
             self._timer.cancel()
         _, status, usage = os.wait4(self.proc.pid, 0)
         self.proc.returncode = os.waitstatus_to_exitcode(status)
-        return usage.ru_maxrss * 1024
+        return self.peak or usage.ru_maxrss * 1024
+
+
+def peak_rss(pid: int | str) -> int:
+    """A process's peak resident memory (VmHWM) in bytes; 0 if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
     def death(self) -> str:
         """One line on how the (reaped) child ended without an answer."""
@@ -210,7 +231,8 @@ def _serve(request: dict[str, Any], out: BinaryIO) -> None:
     db = Path(request["db"])
 
     def send(kind: str, value: Any = None) -> None:
-        pickle.dump((kind, value), out, protocol=pickle.HIGHEST_PROTOCOL)
+        peak = 0 if kind == "rows" else peak_rss("self")
+        pickle.dump((kind, value, peak), out, protocol=pickle.HIGHEST_PROTOCOL)
         out.flush()
 
     try:
