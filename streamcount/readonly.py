@@ -36,9 +36,15 @@ class Stamp(NamedTuple):
 
 
 def can_be_immutable(path: Path) -> bool:
-    """No writer now, and no WAL file: the main file alone is the whole database."""
+    """No writer now, and no WAL file: the main file alone is the whole database.
+
+    When that cannot be told (the lock file is not readable to us), it is not.
+    """
     wal = Path(f"{path}-wal")
-    return lock_holder(path) is None and not (wal.exists() and wal.stat().st_size > 0)
+    try:
+        return lock_holder(path) is None and not (wal.exists() and wal.stat().st_size > 0)
+    except OSError:
+        return False
 
 
 def connect(path: Path) -> tuple[sqlite3.Connection, Stamp | None]:
