@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import typer
 from .config import Config, ConfigError, load_config, watch_dirs_from_flags
 from .logs import setup_logging
 from .output import emit
-from .sqlquery import QueryError, run_query
+from .sqlquery import Bounds, QueryError
 from .statusfile import read_status
 from .store import Store, StoreError
 from .writerlock import LockError, lock_holder
@@ -40,6 +41,7 @@ DbOpt = Annotated[Path | None, typer.Option("--db", help="the database (default:
 WorkersOpt = Annotated[
     int | None, typer.Option("--workers", min=1, help="worker processes (default: CPUs)")
 ]
+SQL = Bounds()  # the defaults of `streamcount sql`
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="print CSV")]
 
@@ -254,16 +256,55 @@ def sql(
     query: Annotated[str, typer.Argument(help="one SELECT statement")],
     config: ConfigOpt = None,
     db: DbOpt = None,
-    timeout: Annotated[float, typer.Option(min=0.1, help="seconds before it is stopped")] = 10.0,
+    timeout: Annotated[
+        float | None, typer.Option(help=f"seconds before it is stopped [default: {SQL.timeout:g}]")
+    ] = None,
+    memory: Annotated[
+        int | None, typer.Option(help=f"MiB of memory it may use [default: {SQL.memory_mb}]")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help=f"rows printed at most [default: {SQL.rows:,}]")
+    ] = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
 ) -> None:
-    """Run a read-only SQL query; anything that would write is refused."""
+    """Run one read-only SQL query, bounded in time, memory and rows.
+
+    Anything that would write is refused. The flags may raise the bounds up
+    to the maxima in the config's [sql] section.
+    """
+    from .sqlchild import run_query
+
     fmt = _fmt(as_json, as_csv)
-    store = _reader(config, db)
-    with _clean_errors():
-        columns, rows = run_query(store, query, timeout)
-        emit(columns, rows, fmt)
+    cfg = _config(config, db)
+    maxima = Bounds(cfg.sql_max_timeout, cfg.sql_max_memory_mb, cfg.sql_max_rows)
+    bounds = Bounds(
+        timeout if timeout is not None else min(SQL.timeout, maxima.timeout),
+        memory if memory is not None else min(SQL.memory_mb, maxima.memory_mb),
+        limit if limit is not None else min(SQL.rows, maxima.rows),
+    )
+    with _clean_errors(), _quiet_broken_pipe():
+        bounds.within(maxima)
+        result = run_query(cfg.db, query, bounds, maxima)
+        with contextlib.closing(result):
+            emit(result.columns, result.rows, fmt)
+        if result.cut:
+            typer.echo(
+                f"streamcount: the first {bounds.rows:,} rows are shown and the rest cut "
+                f"(--limit N shows more, up to {maxima.rows:,})",
+                err=True,
+            )
+
+
+@contextlib.contextmanager
+def _quiet_broken_pipe() -> Iterator[None]:
+    """`… | head`: the reader has what it wanted; stop without a traceback."""
+    try:
+        yield
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout at exit
+        raise typer.Exit(141) from None
 
 
 def main() -> None:

@@ -63,6 +63,10 @@ class Config:
     batch_max_wait: float = 0.5
     chunk_bytes: int = 8 * 1024 * 1024
     tokenizer: TokenizerSettings = TokenizerSettings()
+    # The most an analyst's `streamcount sql` may ask for with its flags.
+    sql_max_timeout: float = 300.0
+    sql_max_memory_mb: int = 2048
+    sql_max_rows: int = 1_000_000
 
     def override(self, **changes: Any) -> Config:
         """Return a copy with the given fields replaced; None means keep."""
@@ -74,6 +78,10 @@ def _positive(kind: type) -> Any:
         return None if value > 0 else f"must be a positive {kind.__name__}"
 
     return check
+
+
+def _finite_positive(value: float) -> str | None:
+    return None if 0 < value < float("inf") else "must be a positive, finite number"
 
 
 def _log_level(value: str) -> str | None:
@@ -145,6 +153,11 @@ _SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "lowercase": (bool, None),
         "min_length": (int, _positive(int)),
     },
+    "sql": {
+        "max_timeout": (float, _finite_positive),
+        "max_memory_mb": (int, _positive(int)),
+        "max_rows": (int, _positive(int)),
+    },
 }
 
 
@@ -210,6 +223,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         rescan_seconds=disc.get("rescan_seconds", defaults.rescan_seconds),
         tokenizer=tokenizer,
         **values["batching"],
+        **{f"sql_{key}": value for key, value in values["sql"].items()},
     )
 
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import quote
 
 import sqlite_utils
 
 from . import failpoints
 from .config import TokenizerSettings
 from .identity import FileId
+from .readonly import connect as readonly_connect
 from .work import COUNTED
 
 BUSY_TIMEOUT_MS = 30_000
@@ -154,7 +154,7 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     if readonly:
         if not path.is_file():
             raise StoreError(f"no database at {path}")
-        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+        conn, _ = readonly_connect(path)  # creates no -wal/-shm when it need not
     else:
         try:
             conn = sqlite3.connect(path)
@@ -175,7 +175,12 @@ class Store:
     @classmethod
     def open_reader(cls, path: Path) -> Store:
         store = cls(_connect(path, readonly=True), path)
-        if "counts" not in store.db.table_names():
+        try:
+            tables = store.db.table_names()
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise StoreError(f"cannot read {path}: {exc}") from exc
+        if "counts" not in tables:
             raise StoreError(f"{path} is not a streamcount database")
         return store
 

@@ -80,6 +80,15 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+def doubling_ctes(levels: int) -> str:
+    """A hostile query: a chain of CTEs, each twice the one before (exponential to compile)."""
+    parts = ["a0(x) AS (SELECT 1)"] + [
+        f"a{i}(x) AS (SELECT x FROM a{i - 1} UNION ALL SELECT x FROM a{i - 1})"
+        for i in range(1, levels + 1)
+    ]
+    return f"WITH {', '.join(parts)} SELECT count(*) FROM a{levels}"
+
+
 def db_counts(db: Path) -> Counter[str]:
     with sqlite3.connect(db) as conn:
         return Counter(dict(conn.execute("SELECT token, count FROM counts")))

@@ -10,7 +10,7 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from .helpers import db_counts, db_ledger, make_text, reference_counts
+from .helpers import db_counts, db_ledger, doubling_ctes, make_text, reference_counts
 
 
 def cli(*args, cwd=None, env=None):
@@ -84,6 +84,72 @@ def test_sql(counted):
     assert "refused" in refused.stderr and "Traceback" not in refused.stderr
     stats = json.loads(cli("stats", "--db", db, "--json").stdout)
     assert stats["total_tokens"] == sum(ref.values())
+
+
+def test_sql_streams_every_format_and_says_when_it_cuts(counted, tmp_path):
+    db, _ = counted
+    rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25) "
+    out = cli("sql", rows + "SELECT i, 'é' AS e FROM n", "--db", db, "--json", "--limit", 20)
+    assert json.loads(out.stdout) == [{"i": i, "e": "é"} for i in range(1, 21)]
+    assert out.returncode == 0
+    assert "the first 20 rows are shown and the rest cut (--limit N shows more" in out.stderr
+    table = cli("sql", rows + "SELECT i FROM n", "--db", db, "--csv").stdout.splitlines()
+    assert table == ["i", *map(str, range(1, 26))]
+    empty = cli("sql", "SELECT token FROM counts WHERE 0", "--db", db, "--json")
+    assert json.loads(empty.stdout) == [] and empty.stderr == ""
+    config = tmp_path / "max.toml"
+    config.write_text("[sql]\nmax_timeout = 5.0\nmax_rows = 10\n")
+    capped = cli("sql", rows + "SELECT i FROM n", "--db", db, "--config", config)
+    assert capped.returncode == 0 and len(capped.stdout.splitlines()) == 11
+    assert "the first 10 rows are shown" in capped.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["SELECT 1", "--timeout", "inf"], "--timeout inf is not allowed: it must be above 0"),
+        (["SELECT 1", "--timeout", "6", "--config", "{max}"], "at most 5 (the server's maximum"),
+        (["SELECT 1", "--memory", "999999"], "--memory 999999 is not allowed"),
+        (["SELECT 1", "--limit", "0"], "--limit 0 is not allowed"),
+        ([b"SELECT '\xff'"], "the query is not valid UTF-8 (byte 0xff at character 8)"),
+        (["SELECT 1", "--db", "/etc/passwd"], "cannot read /etc/passwd: file is not a database"),
+        (["SELECT zeroblob(999999999)"], "a string or blob longer than 64 MiB"),
+        (["VACUUM temp INTO '/tmp/never.db'"], "refused: `streamcount sql` runs read-only"),
+        ([doubling_ctes(30), "--memory", "64"], "it needs more than 64 MiB of memory"),
+    ],
+)
+def test_sql_failures_are_one_line_and_exit_2(counted, tmp_path, args, message):
+    db, _ = counted
+    config = tmp_path / "max.toml"
+    config.write_text("[sql]\nmax_timeout = 5.0\n")
+    args = [a.replace("{max}", str(config)) if isinstance(a, str) else a for a in args]
+    result = subprocess.run(
+        [sys.executable, "-m", "streamcount", "sql", "--db", str(db), *args],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    err = result.stderr.decode()
+    assert result.returncode == 2 and err.startswith("streamcount: ") and message in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_top_and_stats_on_a_file_that_is_not_a_database():
+    for command in ("top", "stats", "files"):
+        result = cli(command, "--db", "/etc/passwd")
+        assert result.returncode == 2
+        assert result.stderr == "streamcount: cannot read /etc/passwd: file is not a database\n"
+
+
+def test_sql_into_a_closed_pipe_ends_quietly(counted):
+    db, _ = counted
+    rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000) "
+    sql = f"'{rows}SELECT i FROM n' --db {db} --limit 1000000"
+    command = f"{sys.executable} -m streamcount sql {sql}"
+    result = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {command} | head -3"], capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.stdout.split() == ["i", "1", "2"]
+    assert result.returncode == 141 and result.stderr == ""
 
 
 def test_clear_errors(tmp_path):

@@ -32,6 +32,9 @@ batch_max_files = 10
 mode = "search"
 hmm = false
 user_dict = ["dict.txt"]
+[sql]
+max_timeout = 60
+max_memory_mb = 1024
 """,
     )
     cfg = load_config(path)
@@ -42,6 +45,7 @@ user_dict = ["dict.txt"]
     assert cfg.batch_max_files == 10
     assert cfg.tokenizer.mode == "search" and cfg.tokenizer.hmm is False
     assert cfg.tokenizer.user_dict == (tmp_path / "dict.txt",)
+    assert (cfg.sql_max_timeout, cfg.sql_max_memory_mb, cfg.sql_max_rows) == (60.0, 1024, 1_000_000)
 
 
 def test_env_var_names_the_file(tmp_path, monkeypatch):
@@ -61,6 +65,8 @@ def test_env_var_names_the_file(tmp_path, monkeypatch):
         ("[tokenizer]\nhmm = 1\n", "'tokenizer.hmm' must be bool"),
         ('[discovery]\nwatch = [{ path = "x", encoding = "klingon" }]\n', "unknown encoding"),
         ("workers = \n", "not valid TOML"),
+        ("[sql]\nmax_timeout = inf\n", "'sql.max_timeout' must be a positive, finite number"),
+        ("[sql]\nmax_rows = 0\n", "'sql.max_rows' must be a positive int"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path, text, message):
