@@ -14,7 +14,7 @@ from streamcount.config import TokenizerSettings
 from streamcount.identity import FileId
 from streamcount.sqlchild import address_space, run_query
 from streamcount.sqlquery import MIB, REFUSED, Bounds, QueryError
-from streamcount.store import LedgerRow, Merge, Store
+from streamcount.store import MIGRATIONS, LedgerRow, Merge, Store
 from streamcount.writerlock import WriterLock
 
 from .helpers import doubling_ctes
@@ -62,8 +62,8 @@ def test_select(db):
         ("SELECT name FROM pragma_table_info('counts')", [("token",), ("count",)]),
         ("SELECT count(*) > 0 FROM pragma_index_list('files')", [(1,)]),
         ("SELECT count(*) > 10 FROM pragma_function_list", [(1,)]),
-        ("SELECT * FROM pragma_user_version", [(2,)]),
-        ("PRAGMA user_version", [(2,)]),
+        ("SELECT * FROM pragma_user_version", [(len(MIGRATIONS),)]),
+        ("PRAGMA user_version", [(len(MIGRATIONS),)]),
         ("SELECT count(*) FROM pragma_compile_options", None),
         ("SELECT value FROM json_each('[1, 2]')", [(1,), (2,)]),
         ("SELECT fullkey FROM json_tree('{\"a\": [1]}') WHERE atom IS NOT NULL", [("$.a[0]",)]),
