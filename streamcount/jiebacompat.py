@@ -42,11 +42,12 @@ _ASCII = "a-zA-Z0-9+#&._%\\-"  # the rest of jieba's block characters
 _X = "\u3400-\u4dbf\u9fd6-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
 _R = _HAN + _ASCII + _X  # jieba-rs's block characters (within this)
 
-# A jieba-rs block holding a character of class D: starts where a block starts
-# (the look-behind keeps this linear), possessive so it never backtracks.
-_DIRTY = "(?<![{r}])[{han}]*+[{d}][{r}]*+"
-DIRTY_HMM = re.compile(_DIRTY.format(r=_R, han=_HAN, d=_ASCII + _X))
-DIRTY_NO_HMM = re.compile(_DIRTY.format(r=_R, han=_HAN + _ASCII, d=_X))
+# A character that makes its jieba-rs block need the post-pass: found by a
+# plain character-class scan (fast); its block is then found around it.
+DIRTY_HMM = re.compile(f"[{_ASCII}{_X}]")
+DIRTY_NO_HMM = re.compile(f"[{_X}]")
+R_CHAR = re.compile(f"[{_R}]")
+R_RUN = re.compile(f"[{_R}]*+")
 X_SPLIT = re.compile(f"([{_X}])")  # keeps each X character as a piece
 ASCII_CHAR = re.compile(f"[{_ASCII}]")
 RE_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")  # jieba.finalseg.re_skip
@@ -117,17 +118,22 @@ class CompatCut:
         self.jieba_block = jieba_block
 
     def __call__(self, text: str) -> list[str]:
+        hmm = self.hmm
+        found = self.dirty.search(text)
+        if found is None:
+            return self.rs_cut(text, hmm)
         out: list[str] = []
         pos = 0
-        hmm = self.hmm
-        for m in self.dirty.finditer(text):
-            start = m.start()
+        while found is not None:
+            start = found.start()  # back to where its block starts
+            while start > pos and R_CHAR.match(text, start - 1):
+                start -= 1
+            end = R_RUN.match(text, found.end()).end()
             if start > pos:
                 out += self.rs_cut(text[pos:start], hmm)
-            out += self._dirty_block(m.group())
-            pos = m.end()
-        if pos == 0:
-            return self.rs_cut(text, hmm)
+            out += self._dirty_block(text[start:end])
+            pos = end
+            found = self.dirty.search(text, pos)
         if pos < len(text):
             out += self.rs_cut(text[pos:], hmm)
         return out
