@@ -1,20 +1,25 @@
 """Tokenizer engines: jieba (the default) and jieba-rs (the rjieba package).
 
 Each engine turns TokenizerSettings into a `cut(text) -> tokens` function.
-jieba-rs is a Rust port of jieba that gives the same tokens in accurate and
-search modes, an order of magnitude faster; its full mode differs from
-jieba's, so that combination is refused rather than silently producing
-other counts.
+jieba-rs is a Rust port of jieba, an order of magnitude faster; with the
+post-pass of jiebacompat.py its tokens are jieba's, token for token, in
+accurate and search modes with and without HMM, user dictionaries included
+(their words get the frequencies jieba gives them). Its full mode differs
+from jieba's, and it cannot delete a word as a user dictionary's frequency 0
+does in jieba: those are refused rather than silently producing other counts.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
+from . import jiebacompat
 from .config import ConfigError, TokenizerSettings
 
 Cut = Callable[[str], Iterable[str]]
@@ -24,11 +29,31 @@ ENGINES = ("jieba", "jieba-rs")
 _USER_DICT_LINE = re.compile(r"^(.+?)( [0-9]+)?( [a-z]+)?$")
 
 
+def token_identity(settings: TokenizerSettings) -> str:
+    """Whose tokens the engine yields, for the database's tokenizer settings.
+
+    "jieba" for both engines: jieba-rs is refused where its tokens are not
+    jieba's (full mode, a word deleted by frequency 0) and made equal to
+    jieba's everywhere else (jiebacompat.py, tests/test_jiebacompat.py). So
+    a database counted with one engine may continue with the other. A
+    database counted with jieba-rs before that post-pass existed recorded
+    "jieba-rs" here, and is refused: its totals are not jieba's.
+    """
+    return "jieba"
+
+
 def check(settings: TokenizerSettings) -> None:
     """Refuse settings an engine cannot honour, before anything is counted."""
     if settings.engine == "jieba-rs":
         if settings.mode == "full":
             raise ConfigError("tokenizer.engine 'jieba-rs' cannot do mode 'full' as jieba does")
+        for path in settings.user_dict:
+            for word, freq, _ in user_dict_entries(path):
+                if freq == 0:
+                    raise ConfigError(
+                        f"tokenizer.engine 'jieba-rs' cannot delete a word as jieba does with "
+                        f"frequency 0 ({word!r} in {path}); use engine 'jieba'"
+                    )
         # find_spec, not import: importing rjieba loads its dictionary (~0.1 s),
         # which only the workers need.
         if importlib.util.find_spec("rjieba") is None:
@@ -38,9 +63,11 @@ def check(settings: TokenizerSettings) -> None:
 
 
 def user_dict_entries(path: Path) -> Iterator[tuple[str, int | None, str | None]]:
-    """(word, freq or None, tag or None) for each line of a jieba user dictionary."""
-    for line in path.read_text(encoding="utf-8-sig").splitlines():
-        line = line.strip()
+    """(word, freq or None, tag or None) for each line of a jieba user dictionary,
+    read exactly as jieba's load_userdict reads it (lines split at b"\\n",
+    ASCII whitespace stripped, then a byte-order mark), so the words are its words."""
+    for raw in path.read_bytes().split(b"\n"):
+        line = raw.strip().decode("utf-8").lstrip("\ufeff")
         if not line:
             continue
         word, freq, tag = _USER_DICT_LINE.match(line).groups()  # type: ignore[union-attr]
@@ -53,12 +80,18 @@ def make_cut(settings: TokenizerSettings) -> Cut:
     return _jieba(settings)
 
 
-def _jieba(settings: TokenizerSettings) -> Cut:
+def _jieba_tokenizer() -> Any:
+    """jieba's tokenizer with its dictionary loaded (~0.7 s)."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer()
     tokenizer.initialize()
+    return tokenizer
+
+
+def _jieba(settings: TokenizerSettings) -> Cut:
+    tokenizer = _jieba_tokenizer()
     for path in settings.user_dict:
         tokenizer.load_userdict(str(path))
     hmm = settings.hmm
@@ -72,14 +105,56 @@ def _jieba_rs(settings: TokenizerSettings) -> Cut:
     import rjieba
 
     # Importing rjieba builds a tokenizer with the default dictionary (its
-    # module-level cut functions); building another costs ~0.1 s per worker,
-    # so only do it to add user words, which then stay private to it.
-    engine = rjieba
+    # module-level functions); building another costs ~0.1 s per worker, so
+    # only do it to add user words, which then stay private to it.
+    rs: Any = rjieba
+    jieba_tok: Any = None
     if settings.user_dict:
-        engine = rjieba.Jieba()
-        for path in settings.user_dict:
-            for word, freq, tag in user_dict_entries(path):
-                engine.add_word(word, freq, tag)
-    cut = engine.cut_for_search if settings.mode == "search" else engine.cut
-    hmm = settings.hmm
-    return lambda text: cut(text, hmm)
+        rs = rjieba.Jieba()
+        jieba_tok = _add_user_words(rs, settings.user_dict)
+    search = settings.mode == "search"
+
+    @functools.cache
+    def jieba_block() -> jiebacompat.Cut:
+        tok = jieba_tok or _jieba_tokenizer()
+        if search:
+            return lambda block: list(tok.cut_for_search(block, HMM=True))
+        return lambda block: list(tok.cut(block, HMM=True))
+
+    @functools.cache
+    def ascii_words() -> re.Pattern[str] | None:
+        return jiebacompat.ascii_words_pattern(_dictionary_words(jieba_tok))
+
+    return jiebacompat.CompatCut(rs, settings.hmm, search, ascii_words, jieba_block)
+
+
+def _add_user_words(rs: Any, paths: Iterable[Path]) -> Any:
+    """Add the user dictionaries' words to jieba-rs with the frequencies jieba
+    gives them, and jieba's dictionary total; returns that jieba tokenizer.
+
+    Why not jieba-rs's own frequencies: its suggested frequency (a word given
+    without one) is computed differently, and where a user word redefines a
+    word jieba adds the new frequency to the total without taking off the old
+    one, where jieba-rs does; the total weighs every route. The old
+    frequencies go to a word no block can hold ("\\n"), so both totals agree.
+    """
+    tok = _jieba_tokenizer()
+    uncounted = 0
+    for path in paths:
+        for word, freq, tag in user_dict_entries(path):
+            uncounted += tok.FREQ.get(word, 0)
+            tok.add_word(word, freq, tag)
+            rs.add_word(word, tok.FREQ[word], tag)
+    if uncounted:
+        rs.add_word("\n", uncounted, None)
+    return tok
+
+
+def _dictionary_words(jieba_tok: Any) -> Iterable[str]:
+    """The words of jieba's dictionary (and the user's, when loaded in jieba_tok)."""
+    if jieba_tok is not None:
+        return (w for w, f in jieba_tok.FREQ.items() if f)
+    import jieba
+
+    text = (Path(jieba.__file__).parent / "dict.txt").read_text(encoding="utf-8")
+    return re.findall(r"^([^ \n]+) ", text, re.M)

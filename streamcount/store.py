@@ -22,6 +22,7 @@ import sqlite_utils
 
 from . import failpoints
 from .config import TokenizerSettings
+from .engines import token_identity
 from .identity import FileId
 from .readonly import connect as readonly_connect
 from .work import COUNTED
@@ -139,7 +140,7 @@ def tokenizer_fingerprint(settings: TokenizerSettings) -> dict[str, Any]:
             raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
     return {
-        "engine": settings.engine,
+        "engine": token_identity(settings),  # "jieba" for both engines (engines.py)
         "mode": settings.mode,
         "hmm": settings.hmm,
         "lowercase": settings.lowercase,

@@ -1,16 +1,20 @@
-"""Tokenizer engines: jieba-rs must count exactly as jieba does, where it can."""
+"""Tokenizer engines: jieba-rs counts exactly as jieba does, or is refused."""
 
+import json
 import random
+import sqlite3
 from collections import Counter
 
+import jieba
 import pytest
 
 from streamcount.config import Config, ConfigError, TokenizerSettings
-from streamcount.engines import check, user_dict_entries
+from streamcount.engines import ENGINES, check, user_dict_entries
 from streamcount.ingest import ingest
+from streamcount.store import Store, StoreError
 from streamcount.tokens import Tokenizer, is_countable
 
-from .helpers import SENTENCES, db_counts, make_text, skip_or_fail
+from .helpers import SENTENCES, db_counts, make_text, reference_counts, skip_or_fail
 
 
 @pytest.fixture
@@ -50,13 +54,22 @@ def test_jieba_rs_counts_like_jieba_on_chinese_text(mode, hmm, rjieba):
     assert a == b
 
 
-def test_known_difference_dotted_numbers_with_hmm(rjieba):
-    """jieba-rs is another tokenizer: its totals are kept apart (the engine is part
-    of the database's tokenizer settings). One difference found here: with HMM on,
-    jieba cuts "0.42.1" as 0.42 / . / 1 and jieba-rs keeps it whole."""
-    text = "jieba 0.42.1 版本"
-    assert "0.42.1" not in Tokenizer(TokenizerSettings()).count(text)
-    assert Tokenizer(TokenizerSettings(engine="jieba-rs")).count(text)["0.42.1"] == 1
+@pytest.mark.parametrize("mode", ["accurate", "search"])
+def test_the_issue_14_differences_are_gone(mode, rjieba):
+    """What differed (issue 14): jieba-rs kept 0.42.1, github.com, manpages-zh
+    whole; now it cuts them as jieba does (tests/test_jiebacompat.py for all)."""
+    text = "jieba 0.42.1 版本，见 github.com/man-pages-zh 和 manpages-zh；C++、AT&T、T恤。"
+    a = Tokenizer(TokenizerSettings(mode=mode)).count(text)
+    b = Tokenizer(TokenizerSettings(engine="jieba-rs", mode=mode)).count(text)
+    assert a == b and a["0.42"] == 1 and a["C++"] == 1
+
+
+def test_a_user_word_deleted_by_frequency_0_is_refused_for_jieba_rs(tmp_path):
+    words = tmp_path / "dict.txt"
+    words.write_text("石墨烯 5\n中国 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="cannot delete a word"):
+        check(TokenizerSettings(engine="jieba-rs", user_dict=(words,)))
+    check(TokenizerSettings(user_dict=(words,)))
 
 
 def test_jieba_rs_user_dict_like_jieba(tmp_path, rjieba):
@@ -75,5 +88,39 @@ def test_ingest_with_jieba_rs_equals_reference(tmp_path, rng, rjieba):
     rs = TokenizerSettings(engine="jieba-rs")
     config = Config(db=tmp_path / "db.sqlite", workers=2, tokenizer=rs)
     assert ingest(config, [tmp_path]).by_status == {"counted": 30}
-    ref = Counter(t for x in texts for t in rjieba.cut(x) if is_countable(t))
-    assert db_counts(config.db) == ref
+    assert db_counts(config.db) == reference_counts(texts)  # jieba's, the oracle
+
+
+@pytest.mark.parametrize("mode", ["accurate", "search"])
+def test_a_database_continues_with_the_other_engine_and_back(tmp_path, mode, rjieba):
+    """jieba, then jieba-rs, then jieba again on one database: each run counts
+    its new files, and the totals are jieba's reference of all of them."""
+    rng = random.Random(14)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    texts: list[str] = []
+    for engine in ("jieba", "jieba-rs", "jieba"):
+        for _ in range(4):
+            texts.append(make_text(rng) + " see github.com/a-b 0.42.1 C++ 䶮中国\n")
+            (inbox / f"{len(texts)}.txt").write_text(texts[-1], encoding="utf-8")
+        settings = TokenizerSettings(engine=engine, mode=mode)
+        config = Config(db=tmp_path / "db.sqlite", workers=1, tokenizer=settings)
+        assert ingest(config, [inbox]).by_status == {"counted": 4}
+    cut = jieba.cut_for_search if mode == "search" else jieba.cut
+    assert db_counts(config.db) == Counter(t for x in texts for t in cut(x) if is_countable(t))
+
+
+def test_a_database_counted_by_jieba_rs_before_the_post_pass_is_refused(tmp_path, rjieba):
+    """Its tokenizer settings say engine "jieba-rs": its totals are not jieba's,
+    so it must not be continued as if they were (README, Tokenizer engines)."""
+    (tmp_path / "a.txt").write_text("见 github.com 网站\n", encoding="utf-8")
+    config = Config(db=tmp_path / "db.sqlite", workers=1)
+    ingest(config, [tmp_path / "a.txt"])
+    with sqlite3.connect(config.db) as conn:
+        (stored,) = conn.execute("SELECT value FROM meta WHERE key = 'tokenizer'").fetchone()
+        old = {**json.loads(stored), "engine": "jieba-rs"}
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'tokenizer'", (json.dumps(old),))
+    for engine in ENGINES:
+        settings = TokenizerSettings(engine=engine)
+        with pytest.raises(StoreError, match="engine: 'jieba-rs' in the database, 'jieba' now"):
+            Store.open_writer(config.db, settings).close()
