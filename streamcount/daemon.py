@@ -278,7 +278,8 @@ class Daemon:
             row = LedgerRow(path, st.st_size, st.st_mtime_ns, st.st_ino, 0, MOVED, reason, "")
             self.pipeline.record(row)
             return
-        self.pipeline.add(file_ref(path, st, root.encoding), time.monotonic())
+        ref = file_ref(path, st, root.encoding, self.config.decode_errors_of(root))
+        self.pipeline.add(ref, time.monotonic())
 
     def _new_watcher(self) -> Watcher:
         return Watcher([d.path for d in self.config.watch], self.sightings, self.polling)

@@ -51,8 +51,8 @@ def _any_glob(globs: tuple[str, ...]) -> Callable[[str], bool]:
     return lambda name: match(name) is not None
 
 
-def file_ref(path: str, st: os.stat_result, encoding: str) -> FileRef:
-    return FileRef(path, st.st_size, st.st_mtime_ns, st.st_ino, encoding)
+def file_ref(path: str, st: os.stat_result, encoding: str, decode_errors: str) -> FileRef:
+    return FileRef(path, st.st_size, st.st_mtime_ns, st.st_ino, encoding, decode_errors)
 
 
 def regular_stat(path: str) -> os.stat_result | None:

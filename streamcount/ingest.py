@@ -43,17 +43,19 @@ class Summary:
         self.vanished += len(progress.vanished)
 
 
-def find_files(paths: list[Path], rules: Rules, encoding: str) -> Iterator[FileRef]:
+def find_files(
+    paths: list[Path], rules: Rules, encoding: str, decode_errors: str
+) -> Iterator[FileRef]:
     """Named files as they are (whatever their name); folders by the rules."""
     for path in paths:
         if path.is_dir():
             for found, st in scan(path.resolve(), rules):
-                yield file_ref(found, st, encoding)
+                yield file_ref(found, st, encoding, decode_errors)
         else:
             st = regular_stat(str(path.resolve()))
             if st is None:
                 raise FileNotFoundError(f"{path}: not a regular file or folder")
-            yield file_ref(str(path.resolve()), st, encoding)
+            yield file_ref(str(path.resolve()), st, encoding, decode_errors)
 
 
 def ingest(
@@ -74,7 +76,7 @@ def ingest(
     with open_pipeline(config, merge_interval=COMMIT_SECONDS) as pipeline:
         known = pipeline.store.known_paths()
         todo = []
-        for ref in find_files(paths, rules, encoding):
+        for ref in find_files(paths, rules, encoding, config.decode_errors):
             summary.found += 1
             if ref.path in known:
                 summary.already += 1

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from . import engines
 from .batcher import Batcher
 from .config import Config
-from .decoding import ASCII, bom_encoding, is_wide
+from .decoding import ASCII, bom_encoding, is_wide, replaced_reason
 from .store import LedgerRow, Merge, Store
 from .tokens import count_task, init_worker
 from .work import COUNTED, FAILED, VANISHED, FileRef, PieceResult, Task, TaskResult
@@ -64,6 +64,7 @@ class _Assembly:
     counts: Counter[str] = field(default_factory=Counter)
     bytes: int = 0
     tokens: int = 0
+    replaced: int = 0
     encodings: set[str] = field(default_factory=set)
     failure: PieceResult | None = None
 
@@ -273,6 +274,7 @@ class Pipeline:
             a.counts.update(counts)
             a.bytes += piece.bytes
             a.tokens += piece.tokens
+            a.replaced += piece.replaced
             a.encodings.add(piece.encoding)
         elif a.failure is None:
             a.failure = piece
@@ -289,7 +291,8 @@ class Pipeline:
             self._pending.add({}, [ledger_row(ref, a.failure)])
         else:
             encoding = encodings.pop() if encodings else ASCII
-            whole = PieceResult(ref.path, COUNTED, "", a.bytes, a.tokens, encoding)
+            reason = replaced_reason(a.replaced)
+            whole = PieceResult(ref.path, COUNTED, reason, a.bytes, a.tokens, encoding, a.replaced)
             self._pending.add(a.counts, [ledger_row(ref, whole)])
 
     def _merge(self) -> Progress:

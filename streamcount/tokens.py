@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from . import failpoints
 from .config import TokenizerSettings
-from .decoding import DecodeFailure, decode
+from .decoding import DecodeFailure, decode_with, replaced_reason
 from .engines import make_cut
 from .work import COUNTED, FAILED, SKIPPED, VANISHED, Piece, PieceResult, Task, TaskResult
 
@@ -33,8 +33,9 @@ _SENTENCE_END = re.compile("[。！？；，]")
 
 
 def is_countable(token: str) -> bool:
-    """False for tokens that are all whitespace, or all punctuation and symbols."""
-    if not token or token.isspace():
+    """False for tokens that are all whitespace, or all punctuation and symbols, or that
+    hold U+FFFD (bytes that did not decode: never part of a word, whatever the engine)."""
+    if not token or token.isspace() or "\ufffd" in token:
         return False
     return not all(unicodedata.category(ch)[0] in _PUNCT_OR_SYMBOL for ch in token)
 
@@ -239,7 +240,8 @@ def count_pieces(tokenizer: Tokenizer, task_id: int, pieces: Iterable[Piece]) ->
         try:
             failpoints.hit("worker-read", path)
             data = read_piece(piece)
-            text, encoding = decode(data, piece.file.encoding)
+            ref = piece.file
+            text, encoding, replaced = decode_with(data, ref.encoding, ref.decode_errors)
             tokens = tokenizer.add(tally, text)
         except FileNotFoundError:
             results.append(PieceResult(path, VANISHED, "deleted before it was read", 0, 0, ""))
@@ -251,5 +253,6 @@ def count_pieces(tokenizer: Tokenizer, task_id: int, pieces: Iterable[Piece]) ->
             reason = f"unreadable: {exc.strerror or exc}"
             results.append(PieceResult(path, FAILED, reason, 0, 0, ""))
             continue
-        results.append(PieceResult(path, COUNTED, "", len(data), tokens, encoding))
+        reason = replaced_reason(replaced)
+        results.append(PieceResult(path, COUNTED, reason, len(data), tokens, encoding, replaced))
     return TaskResult(task_id, tokenizer.finish(tally), tuple(results))

@@ -24,6 +24,7 @@ class FileRef(NamedTuple):
     mtime_ns: int
     inode: int
     encoding: str = "auto"
+    decode_errors: str = "replace"  # or "strict" (see decoding.decode_with)
 
 
 class Piece(NamedTuple):
@@ -52,6 +53,7 @@ class PieceResult(NamedTuple):
     bytes: int
     tokens: int
     encoding: str
+    replaced: int = 0  # bytes decoded as U+FFFD (summed over a chunked file's pieces)
 
 
 class TaskResult(NamedTuple):
