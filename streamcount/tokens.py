@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 import signal
 import stat
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
@@ -24,12 +23,11 @@ from . import failpoints
 from .config import TokenizerSettings
 from .decoding import DecodeFailure, decode_with, replaced_reason
 from .engines import make_cut
+from .textbounds import SEGMENT_CHARS, has_long_run, next_cut, segments
 from .work import COUNTED, FAILED, SKIPPED, VANISHED, Piece, PieceResult, Task, TaskResult
 
 _PUNCT_OR_SYMBOL = frozenset("PS")
 _UNSEEN = object()
-SEGMENT_CHARS = 1 << 18  # cut long texts ~256k characters at a time (see segments)
-_SENTENCE_END = re.compile("[。！？；，]")
 
 
 def is_countable(token: str) -> bool:
@@ -79,9 +77,10 @@ class Tokenizer:
         are its last keys), to memoize the filter's verdict on them. The
         tokens that this text adds but the filter drops are the growth of the
         few dropped tokens' counts. A long text is cut a segment at a time,
-        so a worker never holds more than a segment's token objects.
+        so a worker never holds more than a segment's token objects, and
+        long runs of word characters are cut (see textbounds).
         """
-        if len(text) <= SEGMENT_CHARS:  # most files: no generator, no sum
+        if len(text) <= SEGMENT_CHARS and not has_long_run(text):  # most files
             return self._add(tally, text)
         return sum(self._add(tally, segment) for segment in segments(text))
 
@@ -126,28 +125,6 @@ class Tally:
         self.dropped: list[str] = []
 
 
-def segments(text: str, size: int = SEGMENT_CHARS) -> Iterator[str]:
-    """`text` in pieces of about `size` characters, each ending at a line or sentence end.
-
-    jieba starts a new block at every character outside its word pattern
-    (CJK, ASCII letters and digits, a few symbols), and newlines and
-    sentence punctuation are such characters: cutting the pieces gives
-    exactly the tokens of cutting the whole. A newline is preferred; text
-    with none (one 50 MB line) is split after sentence punctuation instead.
-    """
-    start = 0
-    while len(text) - start > size:
-        end = text.find("\n", start + size) + 1
-        if end == 0:
-            found = _SENTENCE_END.search(text, start + size)
-            if found is None:
-                break
-            end = found.end()
-        yield text[start:end]
-        start = end
-    yield text[start:] if start else text
-
-
 def read_piece(piece: Piece) -> bytes:
     """The bytes of a whole file, or of the lines that start in [start, end).
 
@@ -162,7 +139,7 @@ def read_piece(piece: Piece) -> bytes:
         if piece.end is None:
             return _read_all(fd, st.st_size)
         with os.fdopen(fd, "rb", closefd=False) as f:
-            return _read_lines(f, piece.start, piece.end)
+            return _read_lines(f, piece.start, piece.end, piece.file.encoding)
     finally:
         os.close(fd)
 
@@ -176,29 +153,15 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(parts)
 
 
-def _read_lines(f: BinaryIO, start: int, end: int) -> bytes:
-    pos = start
-    if pos > 0:  # the line that started before us belongs to the previous chunk
-        pos = _after_newline(f, pos - 1)
-    if pos >= end:
+def _read_lines(f: BinaryIO, start: int, end: int, encoding: str) -> bytes:
+    """From the first cut at or after `start` to the first at or after `end` (see
+    textbounds.next_cut: a line end, or a safe place in a very long line)."""
+    first = next_cut(f, start, encoding)
+    last = next_cut(f, end, encoding)
+    if first >= last:
         return b""
-    data = f.read(end - pos)
-    # finish our last line, unless we stopped right after its newline
-    return data if data.endswith(b"\n") else data + f.readline()
-
-
-def _after_newline(f: BinaryIO, pos: int, block: int = 1 << 16) -> int:
-    """The offset just past the first newline at or after `pos` (or the end), reading
-    in blocks: a chunk of a file with few newlines must not load the rest of it."""
-    f.seek(pos)
-    while data := f.read(block):
-        found = data.find(b"\n")
-        if found >= 0:
-            pos += found + 1
-            f.seek(pos)
-            return pos
-        pos += len(data)
-    return pos
+    f.seek(first)
+    return f.read(last - first)
 
 
 _tokenizer: Tokenizer | None = None
