@@ -7,6 +7,7 @@ errors become one clear line on stderr and exit status 2, not a traceback.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import os
 import sys
@@ -44,6 +45,11 @@ WorkersOpt = Annotated[
 SQL = Bounds()  # the defaults of `streamcount sql`
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="print CSV")]
+
+
+class DecodeErrors(enum.StrEnum):
+    strict = "strict"
+    replace = "replace"
 
 
 @contextlib.contextmanager
@@ -109,6 +115,10 @@ def ingest(
     db: DbOpt = None,
     workers: WorkersOpt = None,
     encoding: Annotated[str, typer.Option(help="auto, or a codec name")] = "auto",
+    decode_errors: Annotated[
+        DecodeErrors | None,
+        typer.Option(help="bad bytes fail the file, or are replaced; default: the config's"),
+    ] = None,
 ) -> None:
     """Count files and folders once, through the same pipeline and ledger as `run`.
 
@@ -116,7 +126,8 @@ def ingest(
     """
     from .ingest import ingest as ingest_files
 
-    cfg = _config(config, db, workers=workers)
+    errors = decode_errors.value if decode_errors else None
+    cfg = _config(config, db, workers=workers, decode_errors=errors)
     setup_logging("WARNING")
     with _clean_errors(), _progress_bar() as bar:
         summary = ingest_files(cfg, paths, encoding, on_start=bar.start, on_progress=bar.advance)

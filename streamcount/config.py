@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .decoding import DECODE_ERRORS, REPLACE
+
 ENV_VAR = "STREAMCOUNT_CONFIG"
 MODES = ("accurate", "search", "full")
 
@@ -26,6 +28,7 @@ class WatchDir:
 
     path: Path
     encoding: str = "auto"
+    decode_errors: str | None = None  # None: the global [discovery] decode_errors
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Config:
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"
     watch: tuple[WatchDir, ...] = ()
+    decode_errors: str = REPLACE
     include: tuple[str, ...] = ("*.txt",)
     exclude: tuple[str, ...] = (".*", "*.tmp", "*.part", "*.swp", "*~")
     settle_seconds: float = 2.0
@@ -71,6 +75,10 @@ class Config:
     def override(self, **changes: Any) -> Config:
         """Return a copy with the given fields replaced; None means keep."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def decode_errors_of(self, root: WatchDir) -> str:
+        """How bad bytes are handled under `root`: its own setting, else the global one."""
+        return root.decode_errors or self.decode_errors
 
 
 def _positive(kind: type) -> Any:
@@ -97,6 +105,7 @@ def _one_of(*choices: str) -> Any:
 
 
 _mode = _one_of(*MODES)
+_decode_errors = _one_of(*DECODE_ERRORS)
 
 
 def _port(value: int) -> str | None:
@@ -133,6 +142,7 @@ _SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
     },
     "discovery": {
         "watch": (list, None),
+        "decode_errors": (str, _decode_errors),
         "include": (list, None),
         "exclude": (list, None),
         "settle_seconds": (float, _positive(float)),
@@ -217,6 +227,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         metrics_port=top.get("metrics_port", defaults.metrics_port),
         metrics_address=top.get("metrics_address", defaults.metrics_address),
         watch=tuple(_watch_dirs(disc.get("watch", []), path, resolve)),
+        decode_errors=disc.get("decode_errors", defaults.decode_errors),
         include=tuple(_strings(disc.get("include", defaults.include), path, "discovery.include")),
         exclude=tuple(_strings(disc.get("exclude", defaults.exclude), path, "discovery.exclude")),
         settle_seconds=disc.get("settle_seconds", defaults.settle_seconds),
@@ -267,16 +278,20 @@ def _watch_dirs(entries: list[Any], path: Path, resolve: Any) -> list[WatchDir]:
             entry = {"path": entry}
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             raise ConfigError(
-                f"{path}: 'discovery.watch' entries are paths or {{ path = ..., encoding = ... }}"
+                f"{path}: 'discovery.watch' entries are paths or "
+                "{ path = ..., encoding = ..., decode_errors = ... }"
             )
-        unknown = set(entry) - {"path", "encoding"}
+        unknown = set(entry) - {"path", "encoding", "decode_errors"}
         if unknown:
             raise ConfigError(f"{path}: unknown key 'discovery.watch.{sorted(unknown)[0]}'")
+        checks = {"encoding": encoding_problem, "decode_errors": _decode_errors}
+        for key, check in checks.items():
+            value = entry.get(key)
+            problem = check(value) if isinstance(value, str) else "must be a string"
+            if key in entry and problem:
+                raise ConfigError(f"{path}: 'discovery.watch.{key}' {problem} (got {value!r})")
         encoding = entry.get("encoding", "auto")
-        problem = encoding_problem(encoding) if isinstance(encoding, str) else "must be a string"
-        if problem:
-            raise ConfigError(f"{path}: 'discovery.watch.encoding' {problem}")
-        dirs.append(WatchDir(resolve(entry["path"]), encoding))
+        dirs.append(WatchDir(resolve(entry["path"]), encoding, entry.get("decode_errors")))
     return dirs
 
 

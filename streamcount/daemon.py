@@ -267,7 +267,9 @@ class Daemon:
         root = root or self._root_of(path)
         if root is None:
             return
-        verdict = admit(self.known, self.pipeline, path, st, root.encoding, time.monotonic())
+        decode_errors = self.config.decode_errors_of(root)
+        now = time.monotonic()
+        verdict = admit(self.known, self.pipeline, path, st, root.encoding, now, decode_errors)
         if verdict.reason and verdict.action in (COUNT, APPENDED):
             log.info("%s: %s", path, verdict.reason)
 

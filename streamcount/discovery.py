@@ -52,8 +52,12 @@ def _any_glob(globs: tuple[str, ...]) -> Callable[[str], bool]:
     return lambda name: match(name) is not None
 
 
-def file_ref(path: str, st: os.stat_result, encoding: str) -> FileRef:
-    return FileRef(path, st.st_size, st.st_mtime_ns, st.st_ino, encoding, st.st_dev)
+def file_ref(
+    path: str, st: os.stat_result, encoding: str, decode_errors: str = "replace"
+) -> FileRef:
+    return FileRef(
+        path, st.st_size, st.st_mtime_ns, st.st_ino, encoding, st.st_dev, decode_errors
+    )  # fmt: skip
 
 
 def regular_stat(path: str) -> os.stat_result | None:

@@ -85,7 +85,7 @@ def ingest(
     summary.found = len(found)
     with stop.installed(), open_pipeline(config, merge_interval=COMMIT_SECONDS) as pipeline:
         known = KnownFiles(pipeline.store.ledger())
-        sent = _admit(known, pipeline, found, encoding, summary)
+        sent = _admit(known, pipeline, found, encoding, config.decode_errors, summary)
         if on_start:
             on_start(len(sent), sum(st.st_size for _, st in sent))
         changes: Counter[str] = Counter()
@@ -104,7 +104,7 @@ def ingest(
                 else:
                     summary.changing += 1
             restat = [(p, st) for p in again if (st := regular_stat(p)) is not None]
-            _admit(known, pipeline, restat, encoding, summary)
+            _admit(known, pipeline, restat, encoding, config.decode_errors, summary)
         if stop.event.is_set():
             summary.interrupted = True
             summary.add(pipeline.finish())
@@ -117,13 +117,14 @@ def _admit(
     pipeline: Pipeline,
     files: list[tuple[str, os.stat_result]],
     encoding: str,
+    decode_errors: str,
     summary: Summary,
 ) -> list[tuple[str, os.stat_result]]:
     """Decide on each file (see knownfiles.py); return those sent to be counted."""
     now = time.monotonic()
     sent = []
     for path, st in files:
-        verdict = admit(known, pipeline, path, st, encoding, now)
+        verdict = admit(known, pipeline, path, st, encoding, now, decode_errors)
         if verdict.action in (SKIP, APPENDED):
             summary.already += 1
         elif verdict.action == COUNT:

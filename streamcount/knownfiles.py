@@ -156,12 +156,13 @@ def admit(
     st: os.stat_result,
     encoding: str,
     now: float,
+    decode_errors: str = "replace",
 ) -> Verdict:
     """Decide on a ready file and act: send it to be counted, record it, or wait."""
     verdict = known.classify(path, st)
     if verdict.action == COUNT:
         known.sent(path, st)
-        pipeline.add(file_ref(path, st, encoding), now)
+        pipeline.add(file_ref(path, st, encoding, decode_errors), now)
     elif verdict.action in (MOVED, LINKED):
         assert verdict.file is not None
         known.sent(path, st)

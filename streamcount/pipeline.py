@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from . import engines, failpoints
 from .batcher import Batcher
 from .config import Config
-from .decoding import ASCII, bom_encoding, is_wide
+from .decoding import ASCII, bom_encoding, is_wide, replaced_reason
 from .identity import FileId
 from .store import LedgerRow, Merge, Store
 from .tokens import count_task, init_worker
@@ -73,6 +73,7 @@ class _Assembly:
     counts: Counter[str] = field(default_factory=Counter)
     bytes: int = 0
     tokens: int = 0
+    replaced: int = 0
     encodings: set[str] = field(default_factory=set)
     files: set[FileId] = field(default_factory=set)  # one, unless it changed between chunks
     failure: PieceResult | None = None
@@ -317,6 +318,7 @@ class Pipeline:
                 a.counts = Counter()
             a.bytes += piece.bytes
             a.tokens += piece.tokens
+            a.replaced += piece.replaced
             a.encodings.add(piece.encoding)
             a.files.add(piece.file)  # type: ignore[arg-type]
         elif a.failure is None and piece.status != COUNTED:
@@ -339,7 +341,10 @@ class Pipeline:
             self._pending.add({}, [ledger_row(ref, a.failure)])
         else:
             encoding = encodings.pop() if encodings else ASCII
-            whole = PieceResult(ref.path, COUNTED, "", a.bytes, a.tokens, encoding, a.files.pop())
+            reason = replaced_reason(a.replaced)
+            whole = PieceResult(
+                ref.path, COUNTED, reason, a.bytes, a.tokens, encoding, a.files.pop(), a.replaced
+            )
             self._pending.add(a.counts, [ledger_row(ref, whole)])
 
     def _merge(self) -> Progress:

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 import signal
 import stat
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
 from . import failpoints, longpaths
 from .config import TokenizerSettings
-from .decoding import DecodeFailure, decode
+from .decoding import DecodeFailure, decode_with, replaced_reason
 from .engines import make_cut
 from .identity import FileId, file_id, fingerprint_of, read_fingerprint
+from .textbounds import SEGMENT_CHARS, has_long_run, next_cut, segments
 from .work import (
     CHANGED,
     COUNTED,
@@ -39,13 +39,12 @@ from .work import (
 
 _PUNCT_OR_SYMBOL = frozenset("PS")
 _UNSEEN = object()
-SEGMENT_CHARS = 1 << 18  # cut long texts ~256k characters at a time (see segments)
-_SENTENCE_END = re.compile("[。！？；，]")
 
 
 def is_countable(token: str) -> bool:
-    """False for tokens that are all whitespace, or all punctuation and symbols."""
-    if not token or token.isspace():
+    """False for tokens that are all whitespace, or all punctuation and symbols, or that
+    hold U+FFFD (bytes that did not decode: never part of a word, whatever the engine)."""
+    if not token or token.isspace() or "\ufffd" in token:
         return False
     return not all(unicodedata.category(ch)[0] in _PUNCT_OR_SYMBOL for ch in token)
 
@@ -89,9 +88,10 @@ class Tokenizer:
         are its last keys), to memoize the filter's verdict on them. The
         tokens that this text adds but the filter drops are the growth of the
         few dropped tokens' counts. A long text is cut a segment at a time,
-        so a worker never holds more than a segment's token objects.
+        so a worker never holds more than a segment's token objects, and
+        long runs of word characters are cut (see textbounds).
         """
-        if len(text) <= SEGMENT_CHARS:  # most files: no generator, no sum
+        if len(text) <= SEGMENT_CHARS and not has_long_run(text):  # most files
             return self._add(tally, text)
         return sum(self._add(tally, segment) for segment in segments(text))
 
@@ -136,28 +136,6 @@ class Tally:
         self.dropped: list[str] = []
 
 
-def segments(text: str, size: int = SEGMENT_CHARS) -> Iterator[str]:
-    """`text` in pieces of about `size` characters, each ending at a line or sentence end.
-
-    jieba starts a new block at every character outside its word pattern
-    (CJK, ASCII letters and digits, a few symbols), and newlines and
-    sentence punctuation are such characters: cutting the pieces gives
-    exactly the tokens of cutting the whole. A newline is preferred; text
-    with none (one 50 MB line) is split after sentence punctuation instead.
-    """
-    start = 0
-    while len(text) - start > size:
-        end = text.find("\n", start + size) + 1
-        if end == 0:
-            found = _SENTENCE_END.search(text, start + size)
-            if found is None:
-                break
-            end = found.end()
-        yield text[start:end]
-        start = end
-    yield text[start:] if start else text
-
-
 class FileChanged(Exception):
     """The path no longer names the file that was planned, or it changed while read."""
 
@@ -189,7 +167,7 @@ def read_piece(piece: Piece) -> tuple[bytes, FileId]:
             if ref.inode and (st.st_size, st.st_mtime_ns) != (ref.size, ref.mtime_ns):
                 raise FileChanged("changed after it was found, before its chunks were read")
             with os.fdopen(fd, "rb", closefd=False) as f:
-                data = _read_lines(f, piece.start, piece.end)
+                data = _read_lines(f, piece.start, piece.end, ref.encoding)
             mark = read_fingerprint(fd, st.st_size)
         after = os.fstat(fd)
         whole_read = piece.end is not None or len(data) == st.st_size
@@ -209,29 +187,15 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(parts)
 
 
-def _read_lines(f: BinaryIO, start: int, end: int) -> bytes:
-    pos = start
-    if pos > 0:  # the line that started before us belongs to the previous chunk
-        pos = _after_newline(f, pos - 1)
-    if pos >= end:
+def _read_lines(f: BinaryIO, start: int, end: int, encoding: str) -> bytes:
+    """From the first cut at or after `start` to the first at or after `end` (see
+    textbounds.next_cut: a line end, or a safe place in a very long line)."""
+    first = next_cut(f, start, encoding)
+    last = next_cut(f, end, encoding)
+    if first >= last:
         return b""
-    data = f.read(end - pos)
-    # finish our last line, unless we stopped right after its newline
-    return data if data.endswith(b"\n") else data + f.readline()
-
-
-def _after_newline(f: BinaryIO, pos: int, block: int = 1 << 16) -> int:
-    """The offset just past the first newline at or after `pos` (or the end), reading
-    in blocks: a chunk of a file with few newlines must not load the rest of it."""
-    f.seek(pos)
-    while data := f.read(block):
-        found = data.find(b"\n")
-        if found >= 0:
-            pos += found + 1
-            f.seek(pos)
-            return pos
-        pos += len(data)
-    return pos
+    f.seek(first)
+    return f.read(last - first)
 
 
 _tokenizer: Tokenizer | None = None
@@ -299,7 +263,8 @@ def _count(
         try:
             failpoints.hit("worker-read", path)
             data, file = read_piece(piece)
-            text, encoding = decode(data, piece.file.encoding)
+            ref = piece.file
+            text, encoding, replaced = decode_with(data, ref.encoding, ref.decode_errors)
         except FileNotFoundError:
             results.append(PieceResult(path, VANISHED, "deleted before it was read", 0, 0, ""))
             continue
@@ -321,7 +286,10 @@ def _count(
             tokens = tokenizer.add(tally, text)
         except Exception as exc:
             raise _Poisoned(i, _failure(path, exc, file)) from None
-        results.append(PieceResult(path, COUNTED, "", len(data), tokens, encoding, file))
+        reason = replaced_reason(replaced)
+        results.append(
+            PieceResult(path, COUNTED, reason, len(data), tokens, encoding, file, replaced)
+        )
     return TaskResult(task_id, tokenizer.finish(tally), tuple(results))
 
 

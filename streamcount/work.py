@@ -34,6 +34,7 @@ class FileRef(NamedTuple):
     inode: int
     encoding: str = "auto"
     dev: int = 0
+    decode_errors: str = "replace"  # or "strict" (see decoding.decode_with)
 
 
 class Piece(NamedTuple):
@@ -63,6 +64,7 @@ class PieceResult(NamedTuple):
     tokens: int
     encoding: str
     file: FileId | None = None  # the identity of the bytes read (fstat, fingerprint)
+    replaced: int = 0  # bytes decoded as U+FFFD (summed over a chunked file's pieces)
 
 
 class TaskResult(NamedTuple):

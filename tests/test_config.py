@@ -85,3 +85,30 @@ def test_missing_explicit_file_is_an_error(tmp_path):
 def test_override_keeps_unset_values():
     cfg = Config(workers=4).override(workers=None, db=Path("/x.db"))
     assert cfg.workers == 4 and cfg.db == Path("/x.db")
+
+
+def test_decode_errors_global_and_per_watch_entry(tmp_path):
+    path = write(
+        tmp_path,
+        """
+[discovery]
+decode_errors = "strict"
+watch = ["a", { path = "b", decode_errors = "replace" }]
+""",
+    )
+    cfg = load_config(path)
+    a, b = cfg.watch
+    assert (cfg.decode_errors_of(a), cfg.decode_errors_of(b)) == ("strict", "replace")
+    assert Config().decode_errors == "replace"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[discovery]\ndecode_errors = "ignore"\n',
+        '[discovery]\nwatch = [{ path = "x", decode_errors = "ignore" }]\n',
+    ],
+)
+def test_bad_decode_errors_is_refused(tmp_path, text):
+    with pytest.raises(ConfigError, match="decode_errors' must be one of strict, replace"):
+        load_config(write(tmp_path, text))
