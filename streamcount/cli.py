@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .config import Config, ConfigError, load_config, watch_dirs_from_flags
+from .config import Config, ConfigError, load_config, parse_db, watch_dirs_from_flags
 from .logs import setup_logging
 from .output import emit
 from .sqlquery import QueryError, run_query
 from .statusfile import read_status
-from .store import Store, StoreError
+from .store import Store, StoreError, open_store
 from .writerlock import LockError, lock_holder
 
 if TYPE_CHECKING:
@@ -36,7 +36,10 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", help="config.toml (default: $STREAMCOUNT_CONFIG, ./config.toml)"),
 ]
-DbOpt = Annotated[Path | None, typer.Option("--db", help="the database (default: from config)")]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--db", help="a SQLite file or a postgresql:// URL (default: from config)"),
+]
 WorkersOpt = Annotated[
     int | None, typer.Option("--workers", min=1, help="worker processes (default: CPUs)")
 ]
@@ -53,15 +56,20 @@ def _clean_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _config(config: Path | None, db: Path | None = None, **overrides: object) -> Config:
-    with _clean_errors():
-        return load_config(config).override(db=db.resolve() if db else None, **overrides)
+def _db(db: str | None) -> Path | str | None:
+    """`--db`: a path from the working directory, or a URL."""
+    return parse_db(db, Path.cwd()) if db else None
 
 
-def _reader(config: Path | None, db: Path | None) -> Store:
-    path = _config(config, db).db
+def _config(config: Path | None, db: str | None = None, **overrides: object) -> Config:
     with _clean_errors():
-        return Store.open_reader(path)
+        return load_config(config).override(db=_db(db), **overrides)
+
+
+def _reader(config: Path | None, db: str | None) -> Store:
+    location = _config(config, db).db
+    with _clean_errors():
+        return open_store(location)
 
 
 def _fmt(as_json: bool, as_csv: bool) -> str:
@@ -87,7 +95,7 @@ def run(
     """
     def load() -> Config:
         return load_config(config).override(
-            db=db.resolve() if db else None,
+            db=_db(db),
             workers=workers,
             watch=watch_dirs_from_flags(watch) if watch else None,
         )
@@ -208,15 +216,16 @@ def files(
         str | None, typer.Option(help="only this status: counted, skipped, failed, moved")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="at most this many rows")] = None,
+    host: Annotated[str | None, typer.Option(help="only the files of this host_id")] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
 ) -> None:
-    """The ledger: every file seen, its size, tokens, status and reason."""
+    """The ledger: every file seen, its size, tokens, status, reason and host."""
     fmt = _fmt(as_json, as_csv)
-    rows = _reader(config, db).files(status, limit)
-    columns = ["path", "size", "tokens", "status", "reason", "encoding", "counted_at"]
+    rows = _reader(config, db).files(status, limit, host)
+    columns = ["path", "size", "tokens", "status", "reason", "encoding", "counted_at", "host"]
     emit(columns, [[r[c] for c in columns] for r in rows], fmt)
 
 

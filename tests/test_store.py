@@ -1,11 +1,10 @@
-import sqlite3
 from collections import Counter
 
 import pytest
 
 from streamcount.config import TokenizerSettings
 from streamcount.identity import FileId
-from streamcount.store import LedgerRow, Merge, Store, StoreError
+from streamcount.store import LedgerRow, Merge, MergeRefused, Store, StoreError
 
 
 def row(path: str, tokens: int = 3, status: str = "counted") -> LedgerRow:
@@ -39,10 +38,10 @@ def test_merge_is_additive_and_records_ledger(store):
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_failure_between_upsert_and_ledger_leaves_both_untouched(store):
+def test_a_refused_ledger_row_leaves_totals_and_ledger_untouched(store):
     store.merge(Merge({"北京": 2}, [row("/a")]))
-    # The ledger insert fails (the same file counted again) after the upsert ran.
-    with pytest.raises(sqlite3.IntegrityError):
+    # The ledger insert fails: the same file counted again.
+    with pytest.raises(MergeRefused, match="UNIQUE"):
         store.merge(Merge({"北京": 5, "新词": 1}, [row("/b"), row("/a")]))
     assert counts(store) == Counter({"北京": 2})
     assert paths(store) == {"/a"}
