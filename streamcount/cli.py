@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .config import Config, ConfigError, load_config, parse_db, watch_dirs_from_flags
+from .config import Config, ConfigError, is_url, load_config, parse_db, watch_dirs_from_flags
 from .logs import setup_logging
 from .output import emit
 from .sqlquery import QueryError, run_query
-from .statusfile import read_status
-from .store import Store, StoreError, open_store
-from .writerlock import LockError, lock_holder
+from .store import Store, StoreError, open_store, redact_location, writer_statuses
+from .writerlock import LockError
 
 if TYPE_CHECKING:
     from .pipeline import Progress
@@ -237,25 +236,36 @@ def status(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False)
     lock when a process dies, however it dies); the details come from the
     status file it refreshes every 2 s. Exit status 0 if running, 3 if not.
     """
-    path = _config(config, db).db
-    holder = lock_holder(path)
-    info = read_status(path) or {}
-    running = holder is not None
+    cfg = _config(config, db)
+    with _clean_errors():
+        writers = writer_statuses(cfg.db)
+    many = is_url(cfg.db)  # PostgreSQL: a line per host; the exit status is this host's
+    mine = [w for w in writers if not many or w["host"] == cfg.host_id]
+    running = any(w["writer_pid"] is not None for w in mine)
     if as_json:
-        typer.echo(json.dumps({"running": running, "writer_pid": holder, **info}, indent=1))
-    elif running and info.get("pid") == holder:
-        typer.echo(
+        one = mine[0] if mine else {"writer_pid": None}
+        shown = {"running": running, "hosts": writers} if many else {"running": running, **one}
+        typer.echo(json.dumps(shown, indent=1))
+    else:
+        for w in writers or [{"host": cfg.host_id, "writer_pid": None}]:
+            prefix = f"{w['host']}: " if many else ""
+            typer.echo(prefix + _status_line(w, redact_location(cfg.db)))
+    if not running:
+        raise typer.Exit(3)
+
+
+def _status_line(info: dict[str, object], location: str) -> str:
+    holder = info["writer_pid"]
+    if holder is not None and info.get("pid") == holder:
+        return (
             f"running: pid {holder} since {info['started_at']}; backlog {info['backlog']}, "
             f"in flight {info['in_flight']}, {info['counted_since_start']} files counted "
             f"since start ({info['files_per_second']} files/s); last merge {info['last_merge']}"
         )
-    elif running:
-        typer.echo(f"running: pid {holder} holds {path} (a one-shot ingest, or starting up)")
-    else:
-        last = f"; last seen {info['state']} at {info['updated_at']}" if info else ""
-        typer.echo(f"not running on {path}{last}")
-    if not running:
-        raise typer.Exit(3)
+    if holder is not None:
+        return f"running: pid {holder} holds {location} (a one-shot ingest, or starting up)"
+    last = f"; last seen {info['state']} at {info['updated_at']}" if info.get("state") else ""
+    return f"not running on {location}{last}"
 
 
 @app.command()

@@ -177,6 +177,7 @@ class Daemon:
     def _write_status(self, state: str, rate: float = 0.0) -> None:
         status = {
             "pid": os.getpid(),
+            "host": self.config.host_id,
             "state": state,
             "started_at": self.started_at,
             "updated_at": _utc_now(),
@@ -190,7 +191,7 @@ class Daemon:
         try:
             self.pipeline.store.write_status(status)
         except (OSError, StoreError) as exc:
-            log.warning("cannot write the status file: %s", exc)
+            log.warning("cannot write the status: %s", exc)
 
     def rescan(self) -> None:
         """Offer every wanted file under every root: the source of truth."""

@@ -332,3 +332,23 @@ def open_store(
     from .sqlite import SqliteStore
 
     return SqliteStore.connect(Path(db), settings, host_id)
+
+
+def redact_location(db: Path | str) -> str:
+    """`db` for people: a path, or a URL without its password."""
+    if isinstance(db, str) and is_url(db):
+        from .postgres import redact
+
+        return redact(db)
+    return str(db)
+
+
+def writer_statuses(db: Path | str) -> list[dict[str, Any]]:
+    """Per host: the pid of its live writer (None if none) and what its status says."""
+    if isinstance(db, str) and is_url(db):
+        from .postgres import PostgresStore
+
+        return PostgresStore.statuses(db)
+    from .sqlite import statuses
+
+    return statuses(Path(db))

@@ -17,9 +17,9 @@ from urllib.parse import quote
 
 from ..config import TokenizerSettings
 from ..identity import FileId
-from ..statusfile import write_status
+from ..statusfile import read_status, write_status
 from ..work import COUNTED
-from ..writerlock import WriterLock
+from ..writerlock import WriterLock, lock_holder
 from . import TOP_MIN, LedgerRow, MergeRefused, Store, StoreError, StoreUnavailable
 
 BUSY_TIMEOUT_MS = 30_000
@@ -286,6 +286,12 @@ class SqliteStore(Store):
         sql += " ORDER BY id" + (" LIMIT ?" if limit is not None else "")
         args = [v for _, v in where] + ([limit] if limit is not None else [])
         return [(display_path(r[0]), *r[1:]) for r in self.conn.execute(sql, args)]
+
+
+def statuses(path: Path) -> list[dict[str, Any]]:
+    """The one writer a SQLite file can have: its pid (from the lock) and status file."""
+    info = read_status(path) or {}
+    return [{"host": info.get("host", ""), **info, "writer_pid": lock_holder(path)}]
 
 
 def path_value(path: str) -> str | bytes:
