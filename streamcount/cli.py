@@ -19,7 +19,14 @@ from .config import Config, ConfigError, is_url, load_config, parse_db, watch_di
 from .logs import setup_logging
 from .output import emit
 from .sqlquery import QueryError, run_query
-from .store import Store, StoreError, open_store, redact_location, writer_statuses
+from .store import (
+    Store,
+    StoreError,
+    copy_store,
+    open_store,
+    redact_location,
+    writer_statuses,
+)
 from .writerlock import LockError
 
 if TYPE_CHECKING:
@@ -266,6 +273,33 @@ def _status_line(info: dict[str, object], location: str) -> str:
         return f"running: pid {holder} holds {location} (a one-shot ingest, or starting up)"
     last = f"; last seen {info['state']} at {info['updated_at']}" if info.get("state") else ""
     return f"not running on {location}{last}"
+
+
+@app.command()
+def copy(
+    source: Annotated[str, typer.Option("--from", help="the database to copy (a SQLite file)")],
+    target: Annotated[str, typer.Option("--to", help="the database to copy into (a URL)")],
+    add: Annotated[bool, typer.Option(help="add to a target that already holds counts")] = False,
+    host: Annotated[
+        str | None, typer.Option(help="file the ledger under this host_id (default: config's)")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Copy a database's totals, ledger and settings into another, in one transaction.
+
+    Moving up: `copy --from streamcount.db --to postgresql://…` files the
+    ledger under this host's id, so its daemon, pointed at the new database,
+    counts nothing again.
+    """
+    cfg = _config(config)
+    host_id = host or cfg.host_id
+    with _clean_errors():
+        done = copy_store(_db(source), _db(target), host_id, add)
+    typer.echo(
+        f"copied {done['files']:,} ledger rows (host {host_id!r}), "
+        f"{done['distinct_tokens']:,} distinct tokens, {done['total_tokens']:,} tokens "
+        f"into {redact_location(_db(target))}"
+    )
 
 
 @app.command()

@@ -16,6 +16,7 @@ exactly-once across crashes and restarts.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -30,6 +31,7 @@ from ..identity import FileId
 from ..work import COUNTED
 
 TOP_MIN = 1000  # tokens counted at least this often are in the counts_top index
+COPY_CHUNK = 50_000  # rows read and written at a time by `copy`, all in one transaction
 LEDGER_COLUMNS = ("path", "size", "tokens", "status", "reason", "encoding", "counted_at", "host")
 
 
@@ -145,9 +147,13 @@ class Store:
         """A reader of an existing streamcount database."""
         return open_store(db)
 
-    def _start_writing(self, settings: TokenizerSettings) -> None:
-        """Migrate, then refuse other tokenizer settings: the writer's first steps."""
+    def _start_writing(self, settings: TokenizerSettings | None) -> None:
+        """Migrate, then refuse other tokenizer settings: the writer's first steps.
+
+        Without settings the caller checks them (`copy_from` adopts the source's)."""
         self._migrate()
+        if settings is None:
+            return
         fingerprint = tokenizer_fingerprint(settings)
         stored = self.meta("tokenizer")
         diffs = settings_difference(stored, fingerprint) if stored is not None else None
@@ -177,12 +183,48 @@ class Store:
         now = utc_now()
         failpoints.hit("merge-begin")
         with self._transaction():
-            self._insert_ledger(rows, now)
+            self._insert_ledger(rows, itertools.repeat(now))
             self._add_total(sum(counts.values()), now)
             self._add_counts(counts)
             failpoints.hit("merge-after-upsert")
             failpoints.hit("merge-before-commit")
         failpoints.hit("merge-after-commit")
+
+    def copy_from(self, source: Store, add: bool = False) -> dict[str, int]:
+        """Add `source`'s totals, its whole ledger (filed under this host) and its
+        tokenizer settings to this database, in one transaction.
+
+        A target that already holds counts is refused unless `add`, and then
+        only if it was counted with the same settings; ledger rows of the same
+        bytes already counted under this host are refused (MergeRefused).
+        """
+        settings = source.meta("tokenizer")
+        copied = {"files": 0, "distinct_tokens": 0, "total_tokens": source.total_tokens()}
+        with self._transaction():
+            held = self.has_data() or self.distinct_tokens() > 0
+            if held and not add:
+                raise StoreError(
+                    f"{self.location} already holds counts; give --add to add "
+                    f"{source.location} to them"
+                )
+            mine = self.meta("tokenizer")
+            diffs = settings_difference(mine, json.loads(settings)) if mine and settings else None
+            if held and diffs:
+                diffs = diffs.replace(" now", f" in {source.location}")
+                raise StoreError(
+                    f"{self.location} was counted with other tokenizer settings ({diffs}); "
+                    "mixing them would corrupt the totals"
+                )
+            if settings is not None:
+                self._set_meta("tokenizer", settings)
+            for chunk in _chunks(source.ledger_rows()):
+                self._insert_ledger([row for row, _ in chunk], [at for _, at in chunk])
+                copied["files"] += len(chunk)
+            self._add_total(copied["total_tokens"], source.last_merge() or utc_now())
+            for chunk in _chunks(source.counts()):
+                self._add_counts(dict(chunk))
+                copied["distinct_tokens"] += len(chunk)
+        return copied
 
     # -- queries -----------------------------------------------------------
 
@@ -258,8 +300,9 @@ class Store:
         """Whether any file is in the ledger (of any host)."""
         raise NotImplementedError
 
-    def _insert_ledger(self, rows: list[LedgerRow], now: str) -> None:
-        """Add ledger rows under this host; the same bytes counted twice raise."""
+    def _insert_ledger(self, rows: list[LedgerRow], times: Iterable[str]) -> None:
+        """Add ledger rows (recorded at `times`) under this host; the same bytes
+        counted twice raise."""
         raise NotImplementedError
 
     def _add_total(self, tokens: int, now: str) -> None:
@@ -276,6 +319,14 @@ class Store:
 
     def counted_as(self, file: FileId) -> str | None:
         """The path under which these very bytes were counted on this host, if they were."""
+        raise NotImplementedError
+
+    def ledger_rows(self) -> Iterator[tuple[LedgerRow, str]]:
+        """Every ledger row, of every host, with when it was recorded; oldest first."""
+        raise NotImplementedError
+
+    def counts(self) -> Iterator[tuple[str, int]]:
+        """Every (token, count) of the totals, in token order."""
         raise NotImplementedError
 
     def total_tokens(self) -> int:
@@ -318,20 +369,44 @@ class Store:
 
 
 def open_store(
-    db: Path | str, settings: TokenizerSettings | None = None, host_id: str = ""
+    db: Path | str,
+    settings: TokenizerSettings | None = None,
+    host_id: str = "",
+    writer: bool | None = None,
 ) -> Store:
     """The store for `db`: a path (SQLite) or a postgresql:// URL.
 
     With `settings`, the writer (locked, migrated, its tokenizer settings
-    checked) keeping the ledger of `host_id`; without, a reader.
+    checked) keeping the ledger of `host_id`; without, a reader, or with
+    `writer=True` a writer whose caller checks the settings (`copy_from`).
     """
+    writer = settings is not None if writer is None else writer
     if isinstance(db, str) and is_url(db):
         from .postgres import PostgresStore
 
-        return PostgresStore.connect(db, settings, host_id)
+        return PostgresStore.connect(db, settings, host_id, writer)
     from .sqlite import SqliteStore
 
-    return SqliteStore.connect(Path(db), settings, host_id)
+    return SqliteStore.connect(Path(db), settings, host_id, writer)
+
+
+def copy_store(source: Path | str, target: Path | str, host_id: str, add: bool) -> dict[str, int]:
+    """`streamcount copy`: the whole of `source` into `target`, its ledger under `host_id`."""
+    reader = open_store(source)
+    try:
+        store = open_store(target, host_id=host_id, writer=True)
+        try:
+            return store.copy_from(reader, add)
+        finally:
+            store.close()
+    finally:
+        reader.close()
+
+
+def _chunks(rows: Iterable[Any]) -> Iterator[list[Any]]:
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, COPY_CHUNK)):
+        yield chunk
 
 
 def redact_location(db: Path | str) -> str:

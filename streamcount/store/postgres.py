@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -123,12 +123,12 @@ class PostgresStore(Store):
 
     @classmethod
     def connect(
-        cls, url: str, settings: TokenizerSettings | None, host_id: str = ""
+        cls, url: str, settings: TokenizerSettings | None, host_id: str = "", writer: bool = True
     ) -> PostgresStore:
         _require_psycopg()
-        store = cls(url, host_id, writer=settings is not None)
+        store = cls(url, host_id, writer)
         try:
-            if settings is None:
+            if not writer:
                 if not store._has_schema():
                     raise StoreError(f"{store.location} is not a streamcount database")
             else:
@@ -239,7 +239,7 @@ class PostgresStore(Store):
 
     # -- the writer --------------------------------------------------------
 
-    def _insert_ledger(self, rows: list[LedgerRow], now: str) -> None:
+    def _insert_ledger(self, rows: list[LedgerRow], times: Iterable[str]) -> None:
         if not rows:
             return
         with self.conn.cursor() as cur:
@@ -247,7 +247,10 @@ class PostgresStore(Store):
                 "INSERT INTO files (host, path, raw_path, dev, inode, size, mtime_ns, "
                 "fingerprint, tokens, status, reason, encoding, counted_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [(self.host, *_path_values(r.path), *r.file, *r[2:], now) for r in rows],
+                [
+                    (self.host, *_path_values(r.path), *r.file, *r[2:], at)
+                    for r, at in zip(rows, times, strict=False)  # times: maybe one, repeated
+                ],
             )
 
     def _add_total(self, tokens: int, now: str) -> None:
@@ -283,6 +286,20 @@ class PostgresStore(Store):
         if row is None:
             return None
         return row[0] if row[1] is None else os.fsdecode(row[1])
+
+    def ledger_rows(self) -> Iterator[tuple[LedgerRow, str]]:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT path, raw_path, dev, inode, size, mtime_ns, fingerprint, tokens, "
+                "status, reason, encoding, counted_at FROM files ORDER BY id"
+            )
+            for r in cur:
+                path = r[0] if r[1] is None else os.fsdecode(r[1])
+                yield LedgerRow(path, FileId._make(r[2:7]), *r[7:11]), r[11]
+
+    def counts(self) -> Iterator[tuple[str, int]]:
+        with self.conn.cursor() as cur:
+            yield from cur.execute("SELECT token, count FROM counts ORDER BY token")
 
     def write_status(self, status: dict[str, Any]) -> None:
         """This host's row of `hosts`; skipped while the server is away (the merge

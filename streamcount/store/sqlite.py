@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -116,9 +116,9 @@ class SqliteStore(Store):
 
     @classmethod
     def connect(
-        cls, path: Path, settings: TokenizerSettings | None, host_id: str = ""
+        cls, path: Path, settings: TokenizerSettings | None, host_id: str = "", writer: bool = True
     ) -> SqliteStore:
-        if settings is None:
+        if not writer:
             store = cls(_connect(path, readonly=True), path)
             tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
             if "counts" not in tables:
@@ -186,12 +186,15 @@ class SqliteStore(Store):
 
     # -- the writer --------------------------------------------------------
 
-    def _insert_ledger(self, rows: list[LedgerRow], now: str) -> None:
+    def _insert_ledger(self, rows: list[LedgerRow], times: Iterable[str]) -> None:
         self.conn.executemany(
             "INSERT INTO files (path, dev, inode, size, mtime_ns, fingerprint, tokens, "
             "status, reason, encoding, counted_at, host) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(path_value(r.path), *r.file, *r[2:], now, self.host) for r in rows],
+            [
+                (path_value(r.path), *r.file, *r[2:], at, self.host)
+                for r, at in zip(rows, times, strict=False)  # times: maybe one, repeated
+            ],
         )
 
     def _add_total(self, tokens: int, now: str) -> None:
@@ -241,6 +244,17 @@ class SqliteStore(Store):
             (COUNTED, *file),
         ).fetchone()
         return None if row is None else path_from_value(row[0])
+
+    def ledger_rows(self) -> Iterator[tuple[LedgerRow, str]]:
+        rows = self.conn.execute(
+            "SELECT path, dev, inode, size, mtime_ns, fingerprint, tokens, status, reason, "
+            "encoding, counted_at FROM files ORDER BY id"
+        )
+        for r in rows:
+            yield LedgerRow(path_from_value(r[0]), FileId._make(r[1:6]), *r[6:10]), r[10]
+
+    def counts(self) -> Iterator[tuple[str, int]]:
+        return iter(self.conn.execute("SELECT token, count FROM counts ORDER BY token"))
 
     def write_status(self, status: dict[str, Any]) -> None:
         write_status(self.path, status)
