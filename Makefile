@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench soak clean systemd-tools
+.PHONY: run test lint bench soak clean systemd-tools postgres-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ run: $(STAMP)
 	mkdir -p inbox
 	$(BIN)/streamcount run --config config.toml
 
-test: $(STAMP) lint systemd-tools
+test: $(STAMP) lint systemd-tools postgres-tools
 	$(BIN)/python -m pytest
 
 # systemd-analyze checks the unit file; install it where it is missing and we
@@ -26,6 +26,14 @@ systemd-tools:
 	  (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	   apt-get update -qq && apt-get install -y -qq systemd >/dev/null) || \
 	  echo "systemd-analyze is not installed and could not be; the unit-file tests will skip"
+
+# The PostgreSQL tests start a throwaway server from Debian's binaries
+# (initdb, pg_ctl); install them where they are missing and we may.
+postgres-tools:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	   apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) || \
+	  echo "PostgreSQL is not installed and could not be; its tests will skip (fail in CI)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

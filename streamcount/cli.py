@@ -17,13 +17,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .config import Config, ConfigError, load_config, watch_dirs_from_flags
+from .config import Config, ConfigError, is_url, load_config, parse_db, watch_dirs_from_flags
 from .logs import setup_logging
 from .output import emit
 from .sqlquery import Bounds, QueryError
-from .statusfile import read_status
-from .store import Store, StoreError
-from .writerlock import LockError, lock_holder
+from .store import (
+    Store,
+    StoreError,
+    copy_store,
+    open_store,
+    redact_location,
+    writer_statuses,
+)
+from .writerlock import LockError
 
 if TYPE_CHECKING:
     from .pipeline import Progress
@@ -38,7 +44,10 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", help="config.toml (default: $STREAMCOUNT_CONFIG, ./config.toml)"),
 ]
-DbOpt = Annotated[Path | None, typer.Option("--db", help="the database (default: from config)")]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--db", help="a SQLite file or a postgresql:// URL (default: from config)"),
+]
 WorkersOpt = Annotated[
     int | None, typer.Option("--workers", min=1, help="worker processes (default: CPUs)")
 ]
@@ -61,15 +70,20 @@ def _clean_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _config(config: Path | None, db: Path | None = None, **overrides: object) -> Config:
-    with _clean_errors():
-        return load_config(config).override(db=db.resolve() if db else None, **overrides)
+def _db(db: str | None) -> Path | str | None:
+    """`--db`: a path from the working directory, or a URL."""
+    return parse_db(db, Path.cwd()) if db else None
 
 
-def _reader(config: Path | None, db: Path | None) -> Store:
-    path = _config(config, db).db
+def _config(config: Path | None, db: str | None = None, **overrides: object) -> Config:
     with _clean_errors():
-        return Store.open_reader(path)
+        return load_config(config).override(db=_db(db), **overrides)
+
+
+def _reader(config: Path | None, db: str | None) -> Store:
+    location = _config(config, db).db
+    with _clean_errors():
+        return open_store(location)
 
 
 def _fmt(as_json: bool, as_csv: bool) -> str:
@@ -95,7 +109,7 @@ def run(
     """
     def load() -> Config:
         return load_config(config).override(
-            db=db.resolve() if db else None,
+            db=_db(db),
             workers=workers,
             watch=watch_dirs_from_flags(watch) if watch else None,
         )
@@ -221,15 +235,16 @@ def files(
         str | None, typer.Option(help="only this status: counted, skipped, failed, moved, linked")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="at most this many rows")] = None,
+    host: Annotated[str | None, typer.Option(help="only the files of this host_id")] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
 ) -> None:
-    """The ledger: every file seen, its size, tokens, status and reason."""
+    """The ledger: every file seen, its size, tokens, status, reason and host."""
     fmt = _fmt(as_json, as_csv)
-    rows = _reader(config, db).files(status, limit)
-    columns = ["path", "size", "tokens", "status", "reason", "encoding", "counted_at"]
+    rows = _reader(config, db).files(status, limit, host)
+    columns = ["path", "size", "tokens", "status", "reason", "encoding", "counted_at", "host"]
     emit(columns, [[r[c] for c in columns] for r in rows], fmt)
 
 
@@ -241,25 +256,63 @@ def status(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False)
     lock when a process dies, however it dies); the details come from the
     status file it refreshes every 2 s. Exit status 0 if running, 3 if not.
     """
-    path = _config(config, db).db
-    holder = lock_holder(path)
-    info = read_status(path) or {}
-    running = holder is not None
+    cfg = _config(config, db)
+    with _clean_errors():
+        writers = writer_statuses(cfg.db)
+    many = is_url(cfg.db)  # PostgreSQL: a line per host; the exit status is this host's
+    mine = [w for w in writers if not many or w["host"] == cfg.host_id]
+    running = any(w["writer_pid"] is not None for w in mine)
     if as_json:
-        typer.echo(json.dumps({"running": running, "writer_pid": holder, **info}, indent=1))
-    elif running and info.get("pid") == holder:
-        typer.echo(
+        one = mine[0] if mine else {"writer_pid": None}
+        shown = {"running": running, "hosts": writers} if many else {"running": running, **one}
+        typer.echo(json.dumps(shown, indent=1))
+    else:
+        for w in writers or [{"host": cfg.host_id, "writer_pid": None}]:
+            prefix = f"{w['host']}: " if many else ""
+            typer.echo(prefix + _status_line(w, redact_location(cfg.db)))
+    if not running:
+        raise typer.Exit(3)
+
+
+def _status_line(info: dict[str, object], location: str) -> str:
+    holder = info["writer_pid"]
+    if holder is not None and info.get("pid") == holder:
+        return (
             f"running: pid {holder} since {info['started_at']}; backlog {info['backlog']}, "
             f"in flight {info['in_flight']}, {info['counted_since_start']} files counted "
             f"since start ({info['files_per_second']} files/s); last merge {info['last_merge']}"
         )
-    elif running:
-        typer.echo(f"running: pid {holder} holds {path} (a one-shot ingest, or starting up)")
-    else:
-        last = f"; last seen {info['state']} at {info['updated_at']}" if info else ""
-        typer.echo(f"not running on {path}{last}")
-    if not running:
-        raise typer.Exit(3)
+    if holder is not None:
+        return f"running: pid {holder} holds {location} (a one-shot ingest, or starting up)"
+    last = f"; last seen {info['state']} at {info['updated_at']}" if info.get("state") else ""
+    return f"not running on {location}{last}"
+
+
+@app.command()
+def copy(
+    source: Annotated[str, typer.Option("--from", help="the database to copy (a SQLite file)")],
+    target: Annotated[str, typer.Option("--to", help="the database to copy into (a URL)")],
+    add: Annotated[bool, typer.Option(help="add to a target that already holds counts")] = False,
+    host: Annotated[
+        str | None, typer.Option(help="file the ledger under this host_id (default: config's)")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Copy a database's totals, ledger and settings into another, in one transaction.
+
+    Moving up: `copy --from streamcount.db --to postgresql://…` files the
+    ledger under this host's id, so its daemon, pointed at the new database,
+    counts nothing again.
+    """
+    cfg = _config(config)
+    host_id = host or cfg.host_id
+    with _clean_errors():
+        done = copy_store(_db(source), _db(target), host_id, add)
+    typer.echo(
+        f"copied {done['files']:,} ledger rows (host {host_id!r}), "
+        f"{done['distinct_tokens']:,} distinct tokens, {done['total_tokens']:,} tokens "
+        f"into {redact_location(_db(target))}"
+    )
 
 
 @app.command()
@@ -295,6 +348,11 @@ def sql(
         limit if limit is not None else min(SQL.rows, maxima.rows),
     )
     with _clean_errors(), _quiet_broken_pipe():
+        if is_url(cfg.db):
+            raise QueryError(
+                "`streamcount sql` reads SQLite databases only for now; on PostgreSQL, "
+                "use psql with a read-only role (docs/scale-out.md)"
+            )
         bounds.within(maxima)
         result = run_query(cfg.db, query, bounds, maxima)
         with contextlib.closing(result):

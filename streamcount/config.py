@@ -7,6 +7,7 @@ takes a `Config` and never looks at raw TOML. Errors name the file and key.
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +17,8 @@ from .decoding import DECODE_ERRORS, REPLACE
 
 ENV_VAR = "STREAMCOUNT_CONFIG"
 MODES = ("accurate", "search", "full")
+URL_SCHEMES = ("postgresql://", "postgres://")  # a PostgreSQL database; anything else: SQLite
+SQLITE_SCHEME = "sqlite:///"
 
 
 class ConfigError(Exception):
@@ -50,7 +53,8 @@ class TokenizerSettings:
 
 @dataclass(frozen=True)
 class Config:
-    db: Path = Path("streamcount.db")
+    db: Path | str = Path("streamcount.db")  # a SQLite file, or a postgresql:// URL
+    host_id: str = field(default_factory=socket.gethostname)  # whose ledger we keep
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     log_level: str = "INFO"
     log_format: str = "text"
@@ -134,6 +138,7 @@ def encoding_problem(value: str) -> str | None:
 _SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
     "": {
         "db": (str, None),
+        "host_id": (str, lambda v: None if v.strip() else "must not be empty"),
         "workers": (int, _positive(int)),
         "log_level": (str, _log_level),
         "log_format": (str, _one_of("text", "json")),
@@ -169,6 +174,20 @@ _SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "max_rows": (int, _positive(int)),
     },
 }
+
+
+def is_url(db: Path | str) -> bool:
+    """Whether `db` names a PostgreSQL database (else it is a SQLite file)."""
+    return isinstance(db, str) and db.startswith(URL_SCHEMES)
+
+
+def parse_db(value: str, base: Path) -> Path | str:
+    """The `db` key or `--db`: a postgresql:// URL as it is; a path, or
+    `sqlite:///path`, as a path relative to `base`."""
+    if is_url(value):
+        return value
+    value = value.removeprefix(SQLITE_SCHEME) if value.startswith(SQLITE_SCHEME) else value
+    return (base / os.path.expanduser(value)).resolve()
 
 
 def find_config_file(explicit: Path | None) -> Path | None:
@@ -220,7 +239,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         min_length=tok.get("min_length", 1),
     )
     return Config(
-        db=resolve(top["db"]) if "db" in top else defaults.db,
+        db=parse_db(top["db"], base) if "db" in top else defaults.db,
+        host_id=top.get("host_id", defaults.host_id),
         workers=top.get("workers", defaults.workers),
         log_level=top.get("log_level", defaults.log_level).upper(),
         log_format=top.get("log_format", defaults.log_format),

@@ -25,8 +25,8 @@ from .metrics import Metrics
 from .notify import Notifier
 from .pipeline import Pipeline, Progress, open_pipeline
 from .readiness import Readiness
-from .statusfile import write_status
 from .stopflag import StopFlag
+from .store import StoreError
 from .watcher import Sighting, Watcher
 from .work import COUNTED, LINKED, MOVED
 
@@ -34,9 +34,9 @@ log = logging.getLogger(__name__)
 
 TICK = 0.05  # longest the loop sleeps before looking at events, results and clocks
 STATUS_SECONDS = 2.0  # how often STATUS and the status file are refreshed
-# Settings a SIGHUP cannot change: the database and the tokenizer shape the
-# totals, and the pool is sized once.
-FIXED_WHILE_RUNNING = ("db", "tokenizer", "workers", "metrics_port", "metrics_address")
+# Settings a SIGHUP cannot change: the database, the host id and the tokenizer
+# shape the totals, and the pool is sized once.
+FIXED_WHILE_RUNNING = ("db", "host_id", "tokenizer", "workers", "metrics_port", "metrics_address")
 
 
 class DaemonError(ConfigError):
@@ -177,6 +177,7 @@ class Daemon:
     def _write_status(self, state: str, rate: float = 0.0) -> None:
         status = {
             "pid": os.getpid(),
+            "host": self.config.host_id,
             "state": state,
             "started_at": self.started_at,
             "updated_at": _utc_now(),
@@ -188,9 +189,9 @@ class Daemon:
             "last_merge": self.last_merge,
         }
         try:
-            write_status(self.config.db, status)
-        except OSError as exc:
-            log.warning("cannot write the status file: %s", exc)
+            self.pipeline.store.write_status(status)
+        except (OSError, StoreError) as exc:
+            log.warning("cannot write the status: %s", exc)
 
     def rescan(self) -> None:
         """Offer every wanted file under every root: the source of truth."""

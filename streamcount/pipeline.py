@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import sqlite3
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -26,10 +25,9 @@ from .batcher import Batcher
 from .config import Config
 from .decoding import ASCII, bom_encoding, is_wide, replaced_reason
 from .identity import FileId
-from .store import LedgerRow, Merge, Store
+from .store import LedgerRow, Merge, MergeRefused, Store, StoreUnavailable, open_store
 from .tokens import count_task, init_worker
 from .work import CHANGED, COUNTED, FAILED, LINKED, VANISHED, FileRef, PieceResult, Task, TaskResult
-from .writerlock import WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +37,6 @@ RETRY_SECONDS = (0.5, 1, 2, 5, 10, 30)  # writer back-off after a failed merge
 MERGE_INTERVAL = 0.1  # seconds between merges while results keep coming, at least,
 MERGE_SPACING = 4  # and this many times the last merge's duration: the writer stays
 # a small share of the parent's time however fast the workers produce (jieba-rs)
-# A merge that fails with these is refused for what it holds, not for the
-# state of the database: waiting and retrying cannot help (see _give_back).
-DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 
 
 @dataclass(slots=True)
@@ -364,11 +359,11 @@ class Pipeline:
             started = time.perf_counter()
             try:
                 self.store.merge(self._pending)
-            except DATA_ERRORS as exc:
+            except MergeRefused as exc:  # for what it holds: retrying cannot help
                 self._give_back(exc)
                 progress.retry, self._returned = self._returned, []
                 return progress
-            except sqlite3.Error as exc:
+            except StoreUnavailable as exc:
                 delay = RETRY_SECONDS[min(self._merge_failures, len(RETRY_SECONDS) - 1)]
                 self._merge_failures += 1
                 self._retry_at = now + delay
@@ -439,22 +434,18 @@ class Pipeline:
 
 @contextmanager
 def open_pipeline(config: Config, merge_interval: float = MERGE_INTERVAL) -> Iterator[Pipeline]:
-    """The writer's set-up, shared by `run` and `ingest`: lock, database, pool.
+    """The writer's set-up, shared by `run` and `ingest`: the store (locked), the pool.
 
-    On the way out the pool is shut down and the lock released; callers
-    decide first what to finish (see Pipeline.finish).
+    On the way out the pool is shut down and the store closed, which gives
+    up the writer lock; callers decide first what to finish (see Pipeline.finish).
     """
     engines.check(config.tokenizer)
-    lock = WriterLock(config.db).acquire()
+    store = open_store(config.db, config.tokenizer, config.host_id)
     try:
-        store = Store.open_writer(config.db, config.tokenizer)
+        pipeline = Pipeline(store, config, merge_interval)
         try:
-            pipeline = Pipeline(store, config, merge_interval)
-            try:
-                yield pipeline
-            finally:
-                pipeline.close()
+            yield pipeline
         finally:
-            store.close()
+            pipeline.close()
     finally:
-        lock.release()
+        store.close()

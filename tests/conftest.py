@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import DaemonProcess, write_config
+from .helpers import DaemonProcess, skip_or_fail, write_config
+from .pgserver import PgServer, find_bindir
 
 
 @pytest.fixture
@@ -32,3 +33,33 @@ def daemon_factory(tmp_path: Path):
     for daemon in started:
         if daemon.proc is not None and daemon.proc.poll() is None:
             daemon.kill()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL for the whole run (see pgserver.py); skipped,
+    saying why, where PostgreSQL or psycopg is missing (failed in CI)."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        skip_or_fail("psycopg is not installed (pip install 'streamcount[postgres]')")
+    bindir = find_bindir()
+    if bindir is None:
+        skip_or_fail("PostgreSQL is not installed (apt-get install postgresql)")
+    server = PgServer(bindir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """The URL of a new, empty PostgreSQL database."""
+    return pg_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a store lives, once per backend: a SQLite file, a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return tmp_path / "db.sqlite"
+    return request.getfixturevalue("pg_url")

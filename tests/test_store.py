@@ -1,11 +1,13 @@
-import sqlite3
+"""The store's guarantees, stated once and proved on each backend (the `db`
+fixture: a SQLite file, a PostgreSQL database)."""
+
 from collections import Counter
 
 import pytest
 
-from streamcount.config import TokenizerSettings
+from streamcount.config import TokenizerSettings, is_url
 from streamcount.identity import FileId
-from streamcount.store import LedgerRow, Merge, Store, StoreError
+from streamcount.store import LedgerRow, Merge, MergeRefused, Store, StoreError
 
 
 def row(path: str, tokens: int = 3, status: str = "counted") -> LedgerRow:
@@ -18,14 +20,20 @@ def paths(store: Store) -> set[str]:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store.open_writer(tmp_path / "db.sqlite", TokenizerSettings())
+def store(db):
+    s = Store.open_writer(db, TokenizerSettings(), "h1")
     yield s
     s.close()
 
 
 def counts(store: Store) -> Counter:
     return Counter(dict(store.conn.execute("SELECT token, count FROM counts")))
+
+
+def in_transaction(store: Store) -> bool:
+    if is_url(store.location):
+        return store.conn.info.transaction_status != store.conn.info.transaction_status.IDLE
+    return store.conn.in_transaction
 
 
 def test_merge_is_additive_and_records_ledger(store):
@@ -36,22 +44,28 @@ def test_merge_is_additive_and_records_ledger(store):
     assert counts(store) == Counter({"北京": 5, "上海": 1, "广州": 4})
     assert paths(store) == {"/a", "/b", "/c"}
     assert store.total_tokens() == 10
+    assert [f["host"] for f in store.files()] == ["h1"] * 3
+
+
+def test_sqlite_is_in_wal_mode(tmp_path):
+    store = Store.open_writer(tmp_path / "db.sqlite", TokenizerSettings())
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
 
 
-def test_failure_between_upsert_and_ledger_leaves_both_untouched(store):
+def test_a_refused_ledger_row_leaves_totals_and_ledger_untouched(store):
     store.merge(Merge({"北京": 2}, [row("/a")]))
-    # The ledger insert fails (the same file counted again) after the upsert ran.
-    with pytest.raises(sqlite3.IntegrityError):
+    # The ledger insert fails: the same file counted again.
+    with pytest.raises(MergeRefused, match=r"(?i)unique"):
         store.merge(Merge({"北京": 5, "新词": 1}, [row("/b"), row("/a")]))
     assert counts(store) == Counter({"北京": 2})
     assert paths(store) == {"/a"}
     assert store.total_tokens() == 2
-    assert not store.conn.in_transaction
+    assert not in_transaction(store)
 
 
-def test_other_tokenizer_settings_are_refused(tmp_path):
-    path = tmp_path / "db.sqlite"
+def test_other_tokenizer_settings_are_refused(db):
+    path = db
     s = Store.open_writer(path, TokenizerSettings())
     s.merge(Merge({"x": 1}, [row("/a")]))
     s.close()
@@ -60,16 +74,16 @@ def test_other_tokenizer_settings_are_refused(tmp_path):
     Store.open_writer(path, TokenizerSettings()).close()
 
 
-def test_empty_database_adopts_new_settings(tmp_path):
-    path = tmp_path / "db.sqlite"
+def test_empty_database_adopts_new_settings(db):
+    path = db
     Store.open_writer(path, TokenizerSettings()).close()
     Store.open_writer(path, TokenizerSettings(hmm=False)).close()
 
 
-def test_changed_user_dictionary_is_refused(tmp_path):
+def test_changed_user_dictionary_is_refused(tmp_path, db):
     words = tmp_path / "dict.txt"
     words.write_text("石墨烯 10 n\n", encoding="utf-8")
-    path = tmp_path / "db.sqlite"
+    path = db
     s = Store.open_writer(path, TokenizerSettings(user_dict=(words,)))
     s.merge(Merge({"x": 1}, [row("/a")]))
     s.close()
@@ -86,9 +100,9 @@ def test_reader_needs_an_existing_database(tmp_path):
         Store.open_reader(tmp_path / "other.db")
 
 
-def test_queries(store):
+def test_queries(store, db):
     store.merge(Merge({"的": 6, "北京": 3, "上海": 1}, [row("/a", 10), row("/b", 0, "skipped")]))
-    reader = Store.open_reader(store.path)
+    reader = Store.open_reader(db)
     top = [(r["rank"], r["token"], r["count"]) for r in reader.top(2)]
     assert top == [(1, "的", 6), (2, "北京", 3)]
     assert reader.top(1)[0]["share"] == 0.6
@@ -100,6 +114,9 @@ def test_queries(store):
     assert stats["files_counted"] == 1 and stats["files_not_counted"] == 1
     assert stats["total_tokens"] == 10 and stats["distinct_tokens"] == 3
     assert [r["path"] for r in reader.files("skipped")] == ["/b"]
+    assert [r["path"] for r in reader.files(host="h1", limit=1)] == ["/a"]
+    assert reader.files(host="h2") == []
+    reader.close()
 
 
 def test_top_from_the_partial_index_and_beyond_it(store):
@@ -108,20 +125,31 @@ def test_top_from_the_partial_index_and_beyond_it(store):
     expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     for n in range(1, 7):  # n <= 3 comes from the index, more falls back to a scan
         assert [(r["token"], r["count"]) for r in store.top(n)] == expected[:n]
+
+
+def test_sqlite_top_reads_the_partial_index(tmp_path):
+    store = Store.open_writer(tmp_path / "db.sqlite", TokenizerSettings())
     plan = store.conn.execute(
         "EXPLAIN QUERY PLAN SELECT token, count FROM counts WHERE count >= 1000 "
         "ORDER BY count DESC, token LIMIT 3"
     ).fetchall()
     assert "counts_top" in str(plan)
+    store.close()
 
 
 @pytest.mark.parametrize("nul", [False, True], ids=["json", "row-by-row"])
 def test_any_token_text_survives_the_upsert(store, nul):
     # Quotes, backslashes, control and astral characters; with nul=True also
     # U+0000, which SQLite's JSON would cut short (so those go row by row).
+    # PostgreSQL's text cannot hold U+0000 at all: that merge is refused.
     tally = {'"引号"': 1, "back\\slash": 2, "\x01\x1f": 3, "😀": 4, "\u2028": 5, "/": 6}
     if nul:
         tally |= {"a\x00b": 7, "\x00": 8}
+    if nul and is_url(store.location):
+        with pytest.raises(MergeRefused, match="NUL"):
+            store.merge(Merge(tally, [row("/a")]))
+        assert counts(store) == Counter() and paths(store) == set()
+        return
     store.merge(Merge(tally, [row("/a")]))
     store.merge(Merge(tally, [row("/b")]))
     assert dict(counts(store)) == {token: 2 * n for token, n in tally.items()}

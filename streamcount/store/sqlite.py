@@ -1,36 +1,33 @@
-"""SQLite: schema, the merge (ledger + additive upsert in one transaction), queries.
+"""SQLite, the embedded default: its schema, its SQL and its connection.
 
-The totals and the ledger of files counted live in one database, and every
-merge writes both in a single `BEGIN IMMEDIATE` transaction: a file is in the
-ledger if and only if its tokens are in the totals. That is what makes
-counting exactly-once across crashes and restarts.
+One writer per database file: the writer holds `<db>.lock` (writerlock.py)
+for its life, whatever its host_id, so its ledger is the whole ledger.
+Each merge is one `BEGIN IMMEDIATE` transaction.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import sqlite_utils
-
-from . import failpoints
-from .config import TokenizerSettings
-from .engines import token_identity
-from .identity import FileId
-from .readonly import connect as readonly_connect
-from .work import COUNTED
+from ..config import TokenizerSettings
+from ..identity import FileId
+from ..readonly import connect as readonly_connect
+from ..statusfile import read_status, write_status
+from ..work import COUNTED
+from ..writerlock import WriterLock, lock_holder
+from . import TOP_MIN, LedgerRow, MergeRefused, Store, StoreError, StoreUnavailable
 
 BUSY_TIMEOUT_MS = 30_000
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
-TOP_MIN = 1000  # tokens counted at least this often are in the counts_top index
 ADD_COUNT = "ON CONFLICT(token) DO UPDATE SET count = count + excluded.count"  # the upsert
+# A merge that fails with these is refused for what it holds, not for the
+# state of the database: waiting and retrying cannot help.
+DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 
 # Each entry brings the schema from version i to i + 1. `counts` is written
 # by hand because sqlite-utils cannot create WITHOUT ROWID tables, which keep
@@ -86,69 +83,11 @@ MIGRATIONS = (
     CREATE UNIQUE INDEX files_counted_once ON files(dev, inode, size, mtime_ns, fingerprint)
         WHERE status = 'counted' AND fingerprint != '';
     """,
+    # The host_id of the writer that recorded each row, as PostgreSQL keeps
+    # it ('' before). A SQLite file has one writer at a time, so its ledger
+    # is every row, whatever the host; `copy` files '' under its own host.
+    "ALTER TABLE files ADD COLUMN host TEXT NOT NULL DEFAULT ''",
 )
-
-
-class StoreError(Exception):
-    """The database cannot be used as asked; the message says why."""
-
-
-class LedgerRow(NamedTuple):
-    path: str
-    file: FileId  # the identity of the bytes counted (or found)
-    tokens: int
-    status: str
-    reason: str
-    encoding: str
-
-    @property
-    def size(self) -> int:
-        return self.file.size
-
-
-@dataclass(slots=True)
-class Merge:
-    """What the writer commits in one transaction: summed counts and ledger rows.
-
-    Results are added as they arrive, so waiting ones cost the vocabulary
-    they share once, not once each.
-    """
-
-    counts: dict[str, int] = field(default_factory=dict)
-    rows: list[LedgerRow] = field(default_factory=list)
-
-    def add(self, counts: Mapping[str, int], rows: Iterable[LedgerRow]) -> None:
-        if not self.counts:
-            self.counts.update(counts)  # in C
-        else:
-            mine, get = self.counts, self.counts.get
-            for token, n in counts.items():
-                mine[token] = get(token, 0) + n
-        self.rows.extend(rows)
-
-    def __bool__(self) -> bool:
-        return bool(self.rows or self.counts)
-
-
-def tokenizer_fingerprint(settings: TokenizerSettings) -> dict[str, Any]:
-    """The settings that shape the totals, with dictionaries by content hash."""
-
-    def digest(path: Path) -> str:
-        try:
-            return hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError as exc:
-            raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-    return {
-        "engine": token_identity(settings),  # "jieba" for both engines (engines.py)
-        "mode": settings.mode,
-        "hmm": settings.hmm,
-        "lowercase": settings.lowercase,
-        "min_length": settings.min_length,
-        "user_dict": [digest(p) for p in settings.user_dict],
-        "stopwords": digest(settings.stopwords) if settings.stopwords else None,
-        "filter": "no-space-punct-symbol-v1",
-    }
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
@@ -165,51 +104,64 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
-class Store:
-    """One connection to the database, as the writer or as a reader."""
+class SqliteStore(Store):
+    """A SQLite file; `conn` is its sqlite3 connection (also for `streamcount sql`)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, host: str = "") -> None:
         self.path = path
+        self.location = str(path)
         self.conn = conn
-        self.db = sqlite_utils.Database(conn, execute_plugins=False)
+        self.host = host
+        self.lock: WriterLock | None = None
 
     @classmethod
-    def open_reader(cls, path: Path) -> Store:
-        store = cls(_connect(path, readonly=True), path)
+    def connect(
+        cls, path: Path, settings: TokenizerSettings | None, host_id: str = "", writer: bool = True
+    ) -> SqliteStore:
+        if not writer:
+            store = cls(_connect(path, readonly=True), path)
+            try:
+                tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
+            except sqlite3.DatabaseError as exc:
+                store.close()
+                raise StoreError(f"cannot read {path}: {exc}") from exc
+            if "counts" not in tables:
+                store.close()
+                raise StoreError(f"{path} is not a streamcount database")
+            return store
+        lock = WriterLock(path).acquire()
         try:
-            tables = store.db.table_names()
-        except sqlite3.DatabaseError as exc:
-            store.close()
-            raise StoreError(f"cannot read {path}: {exc}") from exc
-        if "counts" not in tables:
-            raise StoreError(f"{path} is not a streamcount database")
-        return store
-
-    @classmethod
-    def open_writer(cls, path: Path, settings: TokenizerSettings) -> Store:
-        """Open (creating if needed), migrate, and refuse mismatched tokenizer settings."""
-        store = cls(_connect(path, readonly=False), path)
+            store = cls(_connect(path, readonly=False), path, host_id)
+        except BaseException:
+            lock.release()
+            raise
+        store.lock = lock
         try:
             store.conn.execute("PRAGMA journal_mode = WAL")
             store.conn.execute("PRAGMA synchronous = NORMAL")
             store.conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
             # After a long reader has kept the WAL from being reset, shrink it back.
             store.conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
-            store._migrate()
-            store._check_settings(tokenizer_fingerprint(settings))
+            store._start_writing(settings)
         except sqlite3.DatabaseError as exc:
             store.close()
             raise StoreError(f"cannot use database {path}: {exc}") from exc
-        except StoreError:
+        except BaseException:
             store.close()
             raise
         return store
 
     def close(self) -> None:
         self.conn.close()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.conn)
 
     def _migrate(self) -> None:
-        with self._immediate():
+        with _Transaction(self.conn, translate=False):
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
                 raise StoreError(
@@ -221,23 +173,6 @@ class Store:
                     if statement.strip():
                         self.conn.execute(statement)
             self.conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-
-    def _check_settings(self, fingerprint: dict[str, Any]) -> None:
-        stored = self.meta("tokenizer")
-        if stored is not None and json.loads(stored) != fingerprint and self.has_data():
-            old = json.loads(stored)
-            diffs = ", ".join(
-                f"{k}: {old.get(k)!r} in the database, {v!r} now"
-                for k, v in fingerprint.items()
-                if old.get(k) != v
-            )
-            raise StoreError(
-                f"{self.path} was counted with other tokenizer settings ({diffs}); "
-                "mixing them would corrupt the totals. Use a new database, or the "
-                "settings it was made with."
-            )
-        with self._immediate():
-            self._set_meta("tokenizer", json.dumps(fingerprint, sort_keys=True))
 
     def has_data(self) -> bool:
         return self.conn.execute("SELECT EXISTS (SELECT 1 FROM files)").fetchone()[0] == 1
@@ -253,37 +188,28 @@ class Store:
             (key, value),
         )
 
-    def _immediate(self) -> Any:
-        return _Transaction(self.conn)
-
     # -- the writer --------------------------------------------------------
 
-    def merge(self, merge: Merge) -> None:
-        """Commit the counts and ledger rows of `merge` in one transaction.
+    def _insert_ledger(self, rows: list[LedgerRow], times: Iterable[str]) -> None:
+        self.conn.executemany(
+            "INSERT INTO files (path, dev, inode, size, mtime_ns, fingerprint, tokens, "
+            "status, reason, encoding, counted_at, host) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (path_value(r.path), *r.file, *r[2:], at, self.host)
+                for r, at in zip(rows, times, strict=False)  # times: maybe one, repeated
+            ],
+        )
 
-        Any error rolls back all of it.
-        """
-        counts, rows = merge.counts, merge.rows
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        failpoints.hit("merge-begin")
-        with self._immediate():
-            self._upsert(counts)
-            failpoints.hit("merge-after-upsert")
-            self.conn.executemany(
-                "INSERT INTO files (path, dev, inode, size, mtime_ns, fingerprint, tokens, "
-                "status, reason, encoding, counted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(path_value(r.path), *r.file, *r[2:], now) for r in rows],
-            )
-            self.conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('total_tokens', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
-                (sum(counts.values()),),
-            )
-            self._set_meta("last_merge", now)
-            failpoints.hit("merge-before-commit")
-        failpoints.hit("merge-after-commit")
+    def _add_total(self, tokens: int, now: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('total_tokens', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+            (tokens,),
+        )
+        self._set_meta("last_merge", now)
 
-    def _upsert(self, counts: dict[str, int]) -> None:
+    def _add_counts(self, counts: dict[str, int]) -> None:
         """Add `counts` to the totals, in token order.
 
         In token order because sequential b-tree access is about twice as fast
@@ -307,7 +233,6 @@ class Store:
         )
 
     def ledger(self) -> Iterator[tuple[str, FileId, str]]:
-        """(path, identity, status) of every ledger row, oldest first: what is known."""
         rows = self.conn.execute(
             "SELECT path, status, dev, inode, size, mtime_ns, fingerprint FROM files ORDER BY id"
         )
@@ -317,7 +242,6 @@ class Store:
             yield path if type(path) is str else path_from_value(path), make(row[2:]), row[1]
 
     def counted_as(self, file: FileId) -> str | None:
-        """The path under which these very bytes were counted, if they were."""
         row = self.conn.execute(
             "SELECT path FROM files WHERE status = ? AND dev = ? AND inode = ? AND size = ? "
             "AND mtime_ns = ? AND fingerprint = ?",
@@ -325,61 +249,67 @@ class Store:
         ).fetchone()
         return None if row is None else path_from_value(row[0])
 
+    def ledger_rows(self) -> Iterator[tuple[LedgerRow, str]]:
+        rows = self.conn.execute(
+            "SELECT path, dev, inode, size, mtime_ns, fingerprint, tokens, status, reason, "
+            "encoding, counted_at FROM files ORDER BY id"
+        )
+        for r in rows:
+            yield LedgerRow(path_from_value(r[0]), FileId._make(r[1:6]), *r[6:10]), r[10]
+
+    def counts(self) -> Iterator[tuple[str, int]]:
+        return iter(self.conn.execute("SELECT token, count FROM counts ORDER BY token"))
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        write_status(self.path, status)
+
     # -- queries -----------------------------------------------------------
 
     def total_tokens(self) -> int:
         return int(self.meta("total_tokens") or 0)
 
-    def top(self, n: int) -> list[dict[str, Any]]:
-        """The n most frequent tokens, ties by token.
+    def last_merge(self) -> str | None:
+        return self.meta("last_merge")
 
-        From the partial index when at least n tokens are in it (then no
-        token outside it can rank in the top n); else a full scan, which is
-        only needed while the table is small.
-        """
-        total = self.total_tokens()
-        order = "ORDER BY count DESC, token LIMIT ?"
-        rows = self.conn.execute(
-            f"SELECT token, count FROM counts WHERE count >= {TOP_MIN} {order}", (n,)
-        ).fetchall()
-        if len(rows) < n:
-            rows = self.conn.execute(f"SELECT token, count FROM counts {order}", (n,)).fetchall()
-        return [
-            {"rank": i, "token": token, "count": count, "share": count / total}
-            for i, (token, count) in enumerate(rows, start=1)
-        ]
+    def distinct_tokens(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM counts").fetchone()[0]
 
-    def lookup(self, words: Iterable[str]) -> list[dict[str, Any]]:
-        total = self.total_tokens()
-        out = []
-        for word in words:
-            row = self.conn.execute("SELECT count FROM counts WHERE token = ?", (word,))
-            count = (row.fetchone() or (0,))[0]
-            out.append({"token": word, "count": count, "share": count / total if total else 0.0})
-        return out
-
-    def stats(self) -> dict[str, Any]:
-        by_status = dict(
-            self.conn.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall()
-        )
-        size = sum(
+    def size_bytes(self) -> int:
+        return sum(
             p.stat().st_size
             for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))
             if p.exists()
         )
-        return {
-            "files_counted": by_status.get(COUNTED, 0),
-            "files_not_counted": sum(n for s, n in by_status.items() if s != COUNTED),
-            "total_tokens": self.total_tokens(),
-            "distinct_tokens": self.conn.execute("SELECT COUNT(*) FROM counts").fetchone()[0],
-            "database_bytes": size,
-            "last_merge": self.meta("last_merge"),
-        }
 
-    def files(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        where, args = ("status = ?", [status]) if status else (None, [])
-        rows = self.db["files"].rows_where(where, args, order_by="id", limit=limit)
-        return [row | {"path": display_path(row["path"])} for row in rows]
+    def _top_rows(self, n: int, at_least: int | None) -> list[tuple[str, int]]:
+        where = f"WHERE count >= {int(at_least)}" if at_least else ""
+        return self.conn.execute(
+            f"SELECT token, count FROM counts {where} ORDER BY count DESC, token LIMIT ?", (n,)
+        ).fetchall()
+
+    def _count_of(self, token: str) -> int:
+        row = self.conn.execute("SELECT count FROM counts WHERE token = ?", (token,)).fetchone()
+        return 0 if row is None else row[0]
+
+    def _status_counts(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT status, COUNT(*) FROM files GROUP BY status"))
+
+    def _ledger_rows(
+        self, status: str | None, limit: int | None, host: str | None
+    ) -> list[tuple[Any, ...]]:
+        where = [(c, v) for c, v in (("status", status), ("host", host)) if v is not None]
+        sql = "SELECT path, size, tokens, status, reason, encoding, counted_at, host FROM files"
+        if where:
+            sql += " WHERE " + " AND ".join(f"{c} = ?" for c, _ in where)
+        sql += " ORDER BY id" + (" LIMIT ?" if limit is not None else "")
+        args = [v for _, v in where] + ([limit] if limit is not None else [])
+        return [(display_path(r[0]), *r[1:]) for r in self.conn.execute(sql, args)]
+
+
+def statuses(path: Path) -> list[dict[str, Any]]:
+    """The one writer a SQLite file can have: its pid (from the lock) and status file."""
+    info = read_status(path) or {}
+    return [{"host": info.get("host", ""), **info, "writer_pid": lock_holder(path)}]
 
 
 def path_value(path: str) -> str | bytes:
@@ -409,23 +339,45 @@ class _Transaction:
     """`BEGIN IMMEDIATE` … `COMMIT`, or `ROLLBACK` on any error.
 
     IMMEDIATE takes the write lock up front, so a busy database makes us wait
-    (busy_timeout) at BEGIN instead of failing half-way through.
+    (busy_timeout) at BEGIN instead of failing half-way through. sqlite3's
+    errors leave as the seam's: MergeRefused or StoreUnavailable.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, translate: bool = True) -> None:
         self.conn = conn
+        self.translate = translate
 
     def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            if not self.translate:
+                raise
+            raise _translated(exc) from exc
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
+        try:
+            self._end(commit=exc_type is None)
+        except sqlite3.Error as error:  # the COMMIT (or the ROLLBACK) failed
+            if not self.translate:
+                raise
+            raise _translated(error) from error
+        if self.translate and isinstance(exc, sqlite3.Error):
+            raise _translated(exc) from exc
+
+    def _end(self, commit: bool) -> None:
+        if commit:
             try:
                 self.conn.execute("COMMIT")
                 return
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
                 raise
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
+
+def _translated(exc: sqlite3.Error) -> StoreError:
+    kind = MergeRefused if isinstance(exc, DATA_ERRORS) else StoreUnavailable
+    return kind(f"{type(exc).__name__}: {exc}")
