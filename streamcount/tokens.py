@@ -141,8 +141,9 @@ class FileChanged(Exception):
 
 
 def read_piece(piece: Piece) -> tuple[bytes, FileId]:
-    """The bytes of a whole file, or of the lines that start in [start, end), and
-    the identity of the file they were read from.
+    """The bytes of a whole file, or of a chunk: from the first cut at or after
+    `start` to the first at or after `end` (textbounds.next_cut: a line end, or
+    a safe place in a very long line); and the identity of the file read.
 
     The identity is the open file's (fstat before reading, checked again
     after): the ledger records exactly the bytes counted. A file replaced

@@ -299,7 +299,7 @@ def test_a_real_memory_error_fails_that_file_and_nothing_else(tmp_path):
         f'db = "{db}"\nworkers = 1\n'
         "[batching]\nchunk_bytes = 2000000000\nbatch_max_bytes = 2000000000\n"
     )
-    limit = 1_500_000_000
+    limit = 700_000_000  # the file and its text cannot both fit; jieba and Python can
 
     def limited() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
