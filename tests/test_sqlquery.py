@@ -14,7 +14,8 @@ from streamcount.config import TokenizerSettings
 from streamcount.identity import FileId
 from streamcount.sqlchild import address_space, run_query
 from streamcount.sqlquery import MIB, REFUSED, Bounds, QueryError
-from streamcount.store import MIGRATIONS, LedgerRow, Merge, Store
+from streamcount.store import LedgerRow, Merge, Store
+from streamcount.store.sqlite import MIGRATIONS
 from streamcount.writerlock import WriterLock
 
 from .helpers import doubling_ctes
