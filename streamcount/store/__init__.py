@@ -113,11 +113,16 @@ def settings_difference(stored: str, fingerprint: dict[str, Any]) -> str | None:
     old = json.loads(stored)
     if old == fingerprint:
         return None
-    return ", ".join(
-        f"{k}: {old.get(k)!r} in the database, {v!r} now"
-        for k, v in fingerprint.items()
-        if old.get(k) != v
-    )
+
+    def differs(key: str, now: Any) -> str:
+        if key == "engine" and old.get(key) == "jieba-rs":  # see engines.token_identity
+            return (
+                "engine: counted by jieba-rs before it was made to give jieba's tokens, "
+                "so its totals differ from both engines' now (count again into a new database)"
+            )
+        return f"{key}: {old.get(key)!r} in the database, {now!r} now"
+
+    return ", ".join(differs(k, v) for k, v in fingerprint.items() if old.get(k) != v)
 
 
 def utc_now() -> str:
