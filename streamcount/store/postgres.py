@@ -391,6 +391,57 @@ class PostgresStore(Store):
             store.close()
 
 
+class QueryRefused(StoreError):
+    """`query` refused the statement, or it failed or ran too long; nothing changed."""
+
+
+def query(
+    store: PostgresStore, sql: str, timeout: float = 10.0
+) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+    """`streamcount sql` on PostgreSQL: one statement, read-only, bounded in time.
+
+    It runs in a READ ONLY transaction (writes and DDL are refused by the
+    server) with a statement_timeout, as a prepared statement, which can
+    only be one; the transaction is rolled back when the rows
+    have been read. A role that can only SELECT (docs/scale-out.md) is the
+    other half: what a function may do is the role's to allow.
+    """
+    conn = store.conn
+    try:
+        conn.execute("BEGIN READ ONLY")
+        ms = max(1, round(timeout * 1000))
+        conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(ms),))
+        cursor = conn.execute(sql, prepare=True)  # prepared: one statement, `%` as it is
+    except psycopg.Error as exc:
+        _end(conn)
+        raise QueryRefused(_explain(exc, timeout)) from exc
+    columns = [d.name for d in cursor.description or ()]
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        try:
+            while batch := cursor.fetchmany(1000):
+                yield from batch
+        finally:
+            _end(conn)
+
+    return columns, rows()
+
+
+def _end(conn: psycopg.Connection[Any]) -> None:
+    if not conn.broken and conn.info.transaction_status != conn.info.transaction_status.IDLE:
+        conn.execute("ROLLBACK")
+
+
+def _explain(exc: psycopg.Error, timeout: float) -> str:
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        return "refused: `streamcount sql` runs read-only queries only (SELECT)"
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return f"query stopped after {timeout:g}s (use --timeout to allow longer)"
+    if "multiple commands" in str(exc):
+        return "only one statement at a time"
+    return " ".join(str(exc).split())
+
+
 def _password(url: str) -> str | None:
     try:
         return conninfo_to_dict(url).get("password") or None
