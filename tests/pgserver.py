@@ -41,8 +41,10 @@ def free_port() -> int:
 
 
 class PgServer:
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, durable: bool = False) -> None:
+        """`durable`: PostgreSQL's own defaults (for benchmarks); else fsync off (tests)."""
         self.bindir = bindir
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="streamcount-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -67,10 +69,9 @@ class PgServer:
 
     def resume(self) -> None:
         """Start the server (again)."""
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c full_page_writes=off -c max_connections=60"
-        )
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off -c max_connections=60"
         self._run("pg_ctl", "-D", str(self.data), "-o", options,
                   "-l", str(self.root / "server.log"), "-w", "start")  # fmt: skip
 
