@@ -276,11 +276,13 @@ def status(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False)
 
 def _status_line(info: dict[str, object], location: str) -> str:
     holder = info["writer_pid"]
+    problem = info.get("writer_problem")
     if holder is not None and info.get("pid") == holder:
         return (
             f"running: pid {holder} since {info['started_at']}; backlog {info['backlog']}, "
             f"in flight {info['in_flight']}, {info['counted_since_start']} files counted "
             f"since start ({info['files_per_second']} files/s); last merge {info['last_merge']}"
+            + (f"; the database cannot take merges: {problem}" if problem else "")
         )
     if holder is not None:
         return f"running: pid {holder} holds {location} (a one-shot ingest, or starting up)"

@@ -169,9 +169,11 @@ class Daemon:
             self._next_status = now + STATUS_SECONDS
 
     def _status_line(self, rate: float) -> str:
+        problem = self.pipeline.writer_problem
         return (
             f"{self.counted} files counted since start, backlog {self.pipeline.backlog}, "
             f"in flight {self.pipeline.inflight}, {rate:.1f} files/s"
+            + (f"; the database cannot take merges: {problem}" if problem else "")
         )
 
     def _write_status(self, state: str, rate: float = 0.0) -> None:
@@ -187,6 +189,7 @@ class Daemon:
             "counted_since_start": self.counted,
             "files_per_second": round(rate, 2),
             "last_merge": self.last_merge,
+            "writer_problem": self.pipeline.writer_problem,
         }
         try:
             self.pipeline.store.write_status(status)

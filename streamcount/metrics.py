@@ -41,6 +41,9 @@ class Metrics:
         )
         self.in_flight = Gauge("streamcount_in_flight", "Tasks sent to workers", registry=r)
         self.workers = Gauge("streamcount_workers_alive", "Worker processes alive", registry=r)
+        self.writer_failing = Gauge(
+            "streamcount_writer_failing", "1 while the database cannot take merges", registry=r
+        )
         for status in ("counted", "skipped", "failed"):
             self.files.labels(status)  # exported as 0 before the first file
         self._server: Any = None
@@ -63,6 +66,7 @@ class Metrics:
         self.backlog.set(pipeline.backlog)
         self.in_flight.set(pipeline.inflight)
         self.workers.set(len(multiprocessing.active_children()))
+        self.writer_failing.set(int(pipeline.writer_failing))
 
     def close(self) -> None:
         if self._server is not None:

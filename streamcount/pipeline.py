@@ -113,6 +113,9 @@ class Pipeline:
         self._isolated: int | None = None
         self._chunked: dict[str, _Assembly] = {}
         self._pending = Merge()  # finished results waiting for the writer, summed
+        self._held: Merge | None = None  # a merge the database could not take, retried as is
+        self.writer_problem: str | None = None  # why merges fail now, for status
+        self._failing_since = 0.0
         self._vanished: list[str] = []  # files found deleted since the last round
         self._returned: list[str] = []  # files given back uncounted since the last round
         self._given_back: Counter[str] = Counter()  # path -> merges refused with it
@@ -159,8 +162,9 @@ class Pipeline:
     @property
     def busy(self) -> bool:
         return bool(
-            len(self.batcher) or self._inflight or self._pending or self._chunked or self._suspects
-        )
+            len(self.batcher) or self._inflight or self._pending or self._held
+            or self._chunked or self._suspects
+        )  # fmt: skip
 
     def add(self, ref: FileRef, now: float) -> None:
         chunkable = ref.size <= self.config.chunk_bytes or not _wide_text(ref)
@@ -235,7 +239,8 @@ class Pipeline:
             self._take(task, result)
         except Exception as exc:  # a bug, or MemoryError: the pending merge may be half-added
             log.exception("cannot add the result of task %d", task.id)
-            self._give_back(exc)  # (the task's own rows are added last: never among them)
+            pending, self._pending = self._pending, Merge()
+            self._give_back(pending, exc)  # (the task's own rows are added last: not in it)
             self._retry(task, f"error while adding it: {type(exc).__name__}: {exc}", broke=False)
             return
         self._attempts.pop(task.id, None)
@@ -355,24 +360,27 @@ class Pipeline:
         now = time.monotonic()
         progress = Progress()
         due = now >= self._next_merge or not self._inflight
-        if self._pending and due and now >= self._retry_at:
+        if (self._held or self._pending) and due and now >= self._retry_at:
+            batch = self._held or self._pending  # a merge that failed is retried as it was
+            if batch is self._pending:
+                self._pending = Merge()
             started = time.perf_counter()
             try:
-                self.store.merge(self._pending)
+                self.store.merge(batch)
             except MergeRefused as exc:  # for what it holds: retrying cannot help
-                self._give_back(exc)
+                self._held = None
+                self._give_back(batch, exc)
                 progress.retry, self._returned = self._returned, []
                 return progress
             except StoreUnavailable as exc:
-                delay = RETRY_SECONDS[min(self._merge_failures, len(RETRY_SECONDS) - 1)]
-                self._merge_failures += 1
-                self._retry_at = now + delay
-                log.error("merge failed (%s); nothing committed, retrying in %gs", exc, delay)
+                self._held = batch
+                self._writer_down(exc, len(batch.rows), now)
                 return progress
-            self._merge_failures = 0
+            self._held = None
+            self._writer_up(now)
             progress.seconds = time.perf_counter() - started
             self._next_merge = now + max(self.merge_interval, MERGE_SPACING * progress.seconds)
-            progress.rows, self._pending = self._pending.rows, Merge()
+            progress.rows = batch.rows
             for row in progress.rows:
                 self._given_back.pop(row.path, None)
         progress.vanished, self._vanished = self._vanished, []
@@ -380,9 +388,36 @@ class Pipeline:
         progress.task_seconds, self._task_seconds = self._task_seconds, []
         return progress
 
-    def _give_back(self, cause: BaseException) -> None:
-        """Drop the pending merge, which cannot be committed for what it holds
-        (or may be half-added), and give its files back to be decided on again.
+    def _writer_down(self, cause: StoreUnavailable, files: int, now: float) -> None:
+        """A merge failed for the state of the database: hold it and back off.
+
+        Logged once when it starts failing (and once when it recovers), not
+        per try: a database down for an hour must not flood the log."""
+        delay = RETRY_SECONDS[min(self._merge_failures, len(RETRY_SECONDS) - 1)]
+        self._merge_failures += 1
+        self._retry_at = now + delay
+        self.writer_problem = str(cause)
+        if self._merge_failures == 1:
+            self._failing_since = now
+            log.error(
+                "the database cannot take merges (%s); holding %d files, nothing lost; "
+                "retrying with back-off", cause, files,
+            )  # fmt: skip
+        else:
+            log.debug("merge try %d failed (%s); next in %gs", self._merge_failures, cause, delay)
+
+    def _writer_up(self, now: float) -> None:
+        if self._merge_failures:
+            log.warning(
+                "the database takes merges again, after %d tries in %.0f s; held files merged",
+                self._merge_failures, now - self._failing_since,
+            )  # fmt: skip
+        self._merge_failures = 0
+        self.writer_problem = None
+
+    def _give_back(self, pending: Merge, cause: BaseException) -> None:
+        """Drop a merge which cannot be committed for what it holds (or may be
+        half-added), and give its files back to be decided on again.
 
         Nothing of it was committed, so nothing is lost: each file is counted
         again. A file whose very bytes the ledger already counted (the
@@ -390,7 +425,6 @@ class Pipeline:
         was counted; a file given back MAX_ATTEMPTS times is failed with the
         cause, so a refusal cannot loop.
         """
-        pending, self._pending = self._pending, Merge()
         rows = {r.path: r for r in pending.rows}
         log.error(
             "merge refused (%s: %s); nothing of it committed; its %d files are counted again",
@@ -423,7 +457,7 @@ class Pipeline:
         """
         progress = Progress()
         end = time.monotonic() + deadline
-        while (self._inflight or self._pending) and time.monotonic() < end:
+        while (self._inflight or self._pending or self._held) and time.monotonic() < end:
             progress.extend(self.pump(0.1, submit=False))  # sleeps while backing off
         self._chunked.clear()
         return progress

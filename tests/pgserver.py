@@ -41,8 +41,10 @@ def free_port() -> int:
 
 
 class PgServer:
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, durable: bool = False) -> None:
+        """`durable`: PostgreSQL's own defaults (for benchmarks); else fsync off (tests)."""
         self.bindir = bindir
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="streamcount-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -62,17 +64,26 @@ class PgServer:
     def start(self) -> PgServer:
         self._run("initdb", "-D", str(self.data), "-U", USER, "--auth=trust",
                   "--encoding=UTF8", "--locale=C.UTF-8")  # fmt: skip
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c full_page_writes=off -c max_connections=60"
-        )
+        self.resume()
+        return self
+
+    def resume(self) -> None:
+        """Start the server (again)."""
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off -c max_connections=60"
         self._run("pg_ctl", "-D", str(self.data), "-o", options,
                   "-l", str(self.root / "server.log"), "-w", "start")  # fmt: skip
-        return self
+
+    def pause(self) -> None:
+        """Stop the server (`-m fast`: sessions ended) and keep its data: connections
+        are refused until `resume`."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def restart(self) -> None:
         """`pg_ctl restart -m fast`: every session is ended, then the server is back."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart")
+        log = str(self.root / "server.log")  # without -l the new server holds our pipe
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart", "-l", log)
 
     def stop(self) -> None:
         try:

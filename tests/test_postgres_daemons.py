@@ -33,11 +33,13 @@ def pg_ledger(url: str) -> list[tuple[str, str, str]]:
         return conn.execute("SELECT host, path, status FROM files").fetchall()
 
 
-def feed(inbox: Path, texts: list[str], pace: float = 0.01) -> threading.Thread:
-    """Write the files one by one (written aside, renamed in), as a feed would."""
+def feed(
+    inbox: Path, texts: list[str], pace: float = 0.01, part: slice = slice(None)
+) -> threading.Thread:
+    """Write the files (`part` of them) one by one, written aside and renamed in."""
 
     def run() -> None:
-        for i, text in enumerate(texts):
+        for i, text in list(enumerate(texts))[part]:
             tmp = inbox / f".{i}.txt"
             tmp.write_text(text)
             tmp.rename(inbox / f"{i}.txt")
@@ -125,6 +127,44 @@ def test_a_host_killed_again_and_again_mid_stream_stays_exact(hosts, rng):
     wait_until(lambda: len(pg_ledger(hosts.url)) == 300, 180, "every file on both hosts")
     assert steady.stop() == 0 and victim.stop() == 0
     assert_exact(hosts.url, texts, "".join([*logs, steady.text(), victim.text()]))
+
+
+def test_the_server_restarting_and_away_mid_stream_loses_nothing(hosts, pg_server, rng):
+    """`pg_ctl restart -m fast` while files stream in, then the server stopped
+    while more arrive, until the daemons have retried a few times: they hold
+    their work, say so once each way, never exit, and end exact."""
+    names = ("h1", "h2")
+    texts = {h: [make_text(rng, paragraphs=rng.randint(1, 6)) for _ in range(150)] for h in names}
+    daemons = [hosts.daemon(h, log_level="DEBUG").start() for h in names]
+
+    def stream(part: slice) -> None:
+        feeds = [feed(hosts.tmp / h, texts[h], pace=0.01, part=part) for h in names]
+        for f in feeds:
+            f.join()
+
+    stream(slice(0, 50))
+    wait_until(lambda: len(pg_ledger(hosts.url)) >= 40, 120, "some files counted")
+    restart = threading.Thread(target=pg_server.restart)
+    restart.start()  # while the next files stream in
+    stream(slice(50, 100))
+    restart.join()
+    wait_until(lambda: len(pg_ledger(hosts.url)) == 200, 120, "counting after the restart")
+    pg_server.pause()
+    try:
+        stream(slice(100, 150))
+        wait_until(
+            lambda: all(d.saw("merge try 3 failed") for d in daemons), 60, "a few retries"
+        )
+        assert all(d.proc.poll() is None for d in daemons)
+    finally:
+        pg_server.resume()
+    wait_until(lambda: len(pg_ledger(hosts.url)) == 300, 180, "every file on both hosts")
+    assert all(d.proc.poll() is None for d in daemons)  # never exited
+    assert [d.stop() for d in daemons] == [0, 0]
+    for d in daemons:
+        down, up = d.text().count("cannot take merges"), d.text().count("takes merges again")
+        assert 1 <= down == up <= 2, d.text()  # one line each way per outage, not per try
+    assert_exact(hosts.url, texts, "".join(d.text() for d in daemons))
 
 
 def test_a_second_daemon_with_the_same_host_id_is_refused(hosts):

@@ -1,6 +1,9 @@
 """The store's guarantees, stated once and proved on each backend (the `db`
 fixture: a SQLite file, a PostgreSQL database)."""
 
+import os
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -8,6 +11,8 @@ import pytest
 from streamcount.config import TokenizerSettings, is_url
 from streamcount.identity import FileId
 from streamcount.store import LedgerRow, Merge, MergeRefused, Store, StoreError
+
+from .helpers import make_text, reference_counts
 
 
 def row(path: str, tokens: int = 3, status: str = "counted") -> LedgerRow:
@@ -153,3 +158,24 @@ def test_any_token_text_survives_the_upsert(store, nul):
     store.merge(Merge(tally, [row("/a")]))
     store.merge(Merge(tally, [row("/b")]))
     assert dict(counts(store)) == {token: 2 * n for token, n in tally.items()}
+
+
+def test_a_commit_whose_answer_was_lost_is_not_added_again(tmp_path, db, rng):
+    """The merge holding b.txt commits, then fails as if the connection had died
+    before the server's answer came (a failpoint): the retry finds it committed."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    texts = {name: make_text(rng) for name in ("a.txt", "b.txt", "c.txt")}
+    for name, text in texts.items():
+        (folder / name).write_text(text)
+    env = {**os.environ, "STREAMCOUNT_FAILPOINTS": "merge-answer-lost=b.txt"}
+    done = subprocess.run(
+        [sys.executable, "-m", "streamcount", "ingest", str(folder), "--db", str(db)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "cannot take merges" in done.stderr and "takes merges again" in done.stderr
+    reader = Store.open_reader(db)
+    assert sorted(f["path"] for f in reader.files()) == sorted(str(folder / n) for n in texts)
+    assert counts(reader) == reference_counts(texts.values())
+    reader.close()

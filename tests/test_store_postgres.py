@@ -12,6 +12,7 @@ import pytest
 from streamcount.config import TokenizerSettings
 from streamcount.identity import FileId
 from streamcount.store import LedgerRow, Merge, MergeRefused, Store, StoreError
+from streamcount.store.postgres import QueryRefused, query
 from streamcount.writerlock import LockError
 
 from .pgserver import free_port
@@ -124,3 +125,29 @@ def test_without_psycopg_the_error_names_the_extra(pg_url):
     out = subprocess.run([sys.executable, "-c", code, pg_url], capture_output=True, text=True)
     assert out.returncode == 2, out.stderr
     assert "pip install 'streamcount[postgres]'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sql_reads_and_refuses_writes_ddl_two_statements_and_long_queries(pg_url):
+    store = writer(pg_url, "h1")
+    store.merge(Merge({"北京": 3, "上海": 1}, [row("/a", 1, 4)]))
+    store.close()
+    reader = Store.open_reader(pg_url)
+    columns, rows = query(reader, "SELECT token, count FROM counts ORDER BY count DESC")
+    assert columns == ["token", "count"] and list(rows) == [("北京", 3), ("上海", 1)]
+    for sql in (
+        "INSERT INTO counts VALUES ('x', 1)", "UPDATE counts SET count = 0",
+        "DELETE FROM files", "CREATE TABLE t (a int)", "DROP TABLE counts",
+        "SELECT nextval('files_id_seq')",
+    ):  # fmt: skip
+        with pytest.raises(QueryRefused, match="read-only"):
+            query(reader, sql)
+    with pytest.raises(QueryRefused, match="one statement"):
+        query(reader, "SELECT 1; DELETE FROM counts")
+    with pytest.raises(QueryRefused, match=r"stopped after 0.5s"):
+        query(reader, "SELECT pg_sleep(5)", timeout=0.5)
+    with pytest.raises(QueryRefused, match="does not exist"):
+        query(reader, "SELECT nothing FROM nowhere")
+    assert reader.lookup(["北京"])[0]["count"] == 3 and len(reader.files()) == 1
+    assert list(query(reader, "SELECT count(*) FROM files")[1]) == [(1,)]  # still usable
+    assert list(query(reader, "SELECT token FROM counts WHERE token LIKE '北%'")[1]) == [("北京",)]
+    reader.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ class Merge:
 
     counts: dict[str, int] = field(default_factory=dict)
     rows: list[LedgerRow] = field(default_factory=list)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)  # recorded by its transaction
+    tried: bool = False  # a try failed: did its COMMIT land before the failure?
 
     def add(self, counts: Mapping[str, int], rows: Iterable[LedgerRow]) -> None:
         if not self.counts:
@@ -183,18 +186,27 @@ class Store:
         every writer touches (`的`) are locked only from there to the
         COMMIT just after, and concurrent writers take them in one order.
         Any error rolls back all of it: MergeRefused for what it holds,
-        StoreUnavailable for the state of the database.
+        StoreUnavailable for the state of the database. A merge tried again
+        after a failure is first looked for: if the connection died after
+        the server committed it but before we heard so, it is not added twice.
         """
         counts, rows = merge.counts, merge.rows
+        if merge.tried:
+            with self._transaction():
+                if self._last_merge_id() == merge.id:
+                    return
+        merge.tried = True
         now = utc_now()
         failpoints.hit("merge-begin")
         with self._transaction():
             self._insert_ledger(rows, itertools.repeat(now))
-            self._add_total(sum(counts.values()), now)
+            self._add_total(sum(counts.values()), now, merge.id)
             self._add_counts(counts)
             failpoints.hit("merge-after-upsert")
             failpoints.hit("merge-before-commit")
         failpoints.hit("merge-after-commit")
+        # as when the connection dies between the server's COMMIT and its answer
+        failpoints.fail("merge-answer-lost", ",".join(r.path for r in rows), StoreUnavailable)
 
     def copy_from(self, source: Store, add: bool = False) -> dict[str, int]:
         """Add `source`'s totals, its whole ledger (filed under this host) and its
@@ -226,7 +238,7 @@ class Store:
             for chunk in _chunks(source.ledger_rows()):
                 self._insert_ledger([row for row, _ in chunk], [at for _, at in chunk])
                 copied["files"] += len(chunk)
-            self._add_total(copied["total_tokens"], source.last_merge() or utc_now())
+            self._add_total(copied["total_tokens"], source.last_merge() or utc_now(), "copy")
             for chunk in _chunks(source.counts()):
                 self._add_counts(dict(chunk))
                 copied["distinct_tokens"] += len(chunk)
@@ -311,8 +323,12 @@ class Store:
         counted twice raise."""
         raise NotImplementedError
 
-    def _add_total(self, tokens: int, now: str) -> None:
-        """Add to the total of tokens, and record the time of this merge."""
+    def _add_total(self, tokens: int, now: str, merge_id: str) -> None:
+        """Add to the total of tokens; record the time and id of this host's merge."""
+        raise NotImplementedError
+
+    def _last_merge_id(self) -> str | None:
+        """The id of this host's last committed merge."""
         raise NotImplementedError
 
     def _add_counts(self, counts: dict[str, int]) -> None:

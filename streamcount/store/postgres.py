@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -40,6 +41,7 @@ except ImportError:  # an optional extra
 
 EXTRA = "streamcount[postgres]"
 CONNECT_SECONDS = 10
+RECONNECT_SECONDS = 5  # an idle daemon tries the server again this often (write_status)
 SCHEMA_LOCK = 0x5C0_0000_0001  # a transaction-level advisory lock: one migration at a time
 UPSERT = (
     "INSERT INTO counts (token, count) SELECT * FROM unnest(%s::text[], %s::bigint[]) "
@@ -57,6 +59,7 @@ MIGRATIONS = (
         host text PRIMARY KEY,
         total_tokens bigint NOT NULL DEFAULT 0,
         last_merge text,
+        last_merge_id text,
         status jsonb
     );
     CREATE TABLE files (
@@ -119,6 +122,7 @@ class PostgresStore(Store):
         self.host = host
         self.writer = writer
         self._password = _password(url)
+        self._reconnect_at = 0.0
         self.conn = self._connect()
 
     @classmethod
@@ -190,9 +194,9 @@ class PostgresStore(Store):
         if self.writer:
             try:
                 self._lock_host()
-            except LockError as exc:
+            except (LockError, psycopg.Error) as exc:
                 self.conn.close()
-                raise StoreUnavailable(str(exc)) from None
+                raise StoreUnavailable(self._clean(exc)) from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -253,13 +257,20 @@ class PostgresStore(Store):
                 ],
             )
 
-    def _add_total(self, tokens: int, now: str) -> None:
+    def _add_total(self, tokens: int, now: str, merge_id: str) -> None:
         self.conn.execute(
-            "INSERT INTO hosts (host, total_tokens, last_merge) VALUES (%s, %s, %s) "
-            "ON CONFLICT (host) DO UPDATE SET total_tokens = hosts.total_tokens + "
-            "EXCLUDED.total_tokens, last_merge = EXCLUDED.last_merge",
-            (self.host, tokens, now),
+            "INSERT INTO hosts (host, total_tokens, last_merge, last_merge_id) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (host) DO UPDATE SET total_tokens = "
+            "hosts.total_tokens + EXCLUDED.total_tokens, last_merge = EXCLUDED.last_merge, "
+            "last_merge_id = EXCLUDED.last_merge_id",
+            (self.host, tokens, now, merge_id),
         )
+
+    def _last_merge_id(self) -> str | None:
+        row = self.conn.execute(
+            "SELECT last_merge_id FROM hosts WHERE host = %s", (self.host,)
+        ).fetchone()
+        return None if row is None else row[0]
 
     def _add_counts(self, counts: dict[str, int]) -> None:
         if counts:
@@ -302,10 +313,17 @@ class PostgresStore(Store):
             yield from cur.execute("SELECT token, count FROM counts ORDER BY token")
 
     def write_status(self, status: dict[str, Any]) -> None:
-        """This host's row of `hosts`; skipped while the server is away (the merge
-        reconnects, and says so)."""
+        """This host's row of `hosts`. While the server is away this tries to
+        reconnect now and then, silently: the merges say when it is down and
+        back, once each, and an idle daemon is connected again by this."""
         if self.conn.closed or self.conn.broken:
-            return
+            if time.monotonic() < self._reconnect_at:
+                return
+            self._reconnect_at = time.monotonic() + RECONNECT_SECONDS
+            try:
+                self._reconnect()
+            except StoreUnavailable:
+                return
         try:
             self.conn.execute(
                 "INSERT INTO hosts (host, status) VALUES (%s, %s) "
@@ -371,6 +389,57 @@ class PostgresStore(Store):
             return out
         finally:
             store.close()
+
+
+class QueryRefused(StoreError):
+    """`query` refused the statement, or it failed or ran too long; nothing changed."""
+
+
+def query(
+    store: PostgresStore, sql: str, timeout: float = 10.0
+) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+    """`streamcount sql` on PostgreSQL: one statement, read-only, bounded in time.
+
+    It runs in a READ ONLY transaction (writes and DDL are refused by the
+    server) with a statement_timeout, as a prepared statement, which can
+    only be one; the transaction is rolled back when the rows
+    have been read. A role that can only SELECT (docs/scale-out.md) is the
+    other half: what a function may do is the role's to allow.
+    """
+    conn = store.conn
+    try:
+        conn.execute("BEGIN READ ONLY")
+        ms = max(1, round(timeout * 1000))
+        conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(ms),))
+        cursor = conn.execute(sql, prepare=True)  # prepared: one statement, `%` as it is
+    except psycopg.Error as exc:
+        _end(conn)
+        raise QueryRefused(_explain(exc, timeout)) from exc
+    columns = [d.name for d in cursor.description or ()]
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        try:
+            while batch := cursor.fetchmany(1000):
+                yield from batch
+        finally:
+            _end(conn)
+
+    return columns, rows()
+
+
+def _end(conn: psycopg.Connection[Any]) -> None:
+    if not conn.broken and conn.info.transaction_status != conn.info.transaction_status.IDLE:
+        conn.execute("ROLLBACK")
+
+
+def _explain(exc: psycopg.Error, timeout: float) -> str:
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        return "refused: `streamcount sql` runs read-only queries only (SELECT)"
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return f"query stopped after {timeout:g}s (use --timeout to allow longer)"
+    if "multiple commands" in str(exc):
+        return "only one statement at a time"
+    return " ".join(str(exc).split())
 
 
 def _password(url: str) -> str | None:

@@ -201,13 +201,17 @@ class SqliteStore(Store):
             ],
         )
 
-    def _add_total(self, tokens: int, now: str) -> None:
+    def _add_total(self, tokens: int, now: str, merge_id: str) -> None:
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES ('total_tokens', ?) "
             "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
             (tokens,),
         )
         self._set_meta("last_merge", now)
+        self._set_meta("last_merge_id", merge_id)
+
+    def _last_merge_id(self) -> str | None:
+        return self.meta("last_merge_id")
 
     def _add_counts(self, counts: dict[str, int]) -> None:
         """Add `counts` to the totals, in token order.
