@@ -10,6 +10,7 @@ it is never shown.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import pwd
@@ -62,6 +63,7 @@ class PgServer:
         )  # fmt: skip
 
     def start(self) -> PgServer:
+        atexit.register(self.stop)  # also if the session's teardown never comes
         self._run("initdb", "-D", str(self.data), "-U", USER, "--auth=trust",
                   "--encoding=UTF8", "--locale=C.UTF-8")  # fmt: skip
         self.resume()
@@ -86,8 +88,12 @@ class PgServer:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart", "-l", log)
 
     def stop(self) -> None:
+        """Stop the server and remove its folder; once (later calls do nothing)."""
+        if not self.root.exists():
+            return
         try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            if (self.data / "postmaster.pid").exists():
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
