@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import itertools
 import json
 import os
 import sys
@@ -350,21 +351,37 @@ def sql(
         limit if limit is not None else min(SQL.rows, maxima.rows),
     )
     with _clean_errors(), _quiet_broken_pipe():
-        if is_url(cfg.db):
-            raise QueryError(
-                "`streamcount sql` reads SQLite databases only for now; on PostgreSQL, "
-                "use psql with a read-only role (docs/scale-out.md)"
-            )
         bounds.within(maxima)
-        result = run_query(cfg.db, query, bounds, maxima)
-        with contextlib.closing(result):
-            emit(result.columns, result.rows, fmt)
-        if result.cut:
+        if is_url(cfg.db):  # the server bounds time and memory; rows stream, cut here
+            cut = _sql_postgres(cfg.db, query, bounds, fmt)
+        else:
+            result = run_query(cfg.db, query, bounds, maxima)
+            with contextlib.closing(result):
+                emit(result.columns, result.rows, fmt)
+            cut = result.cut
+        if cut:
             typer.echo(
                 f"streamcount: the first {bounds.rows:,} rows are shown and the rest cut "
                 f"(--limit N shows more, up to {maxima.rows:,})",
                 err=True,
             )
+
+
+def _sql_postgres(url: str, sql: str, bounds: Bounds, fmt: str) -> bool:
+    """`sql` on PostgreSQL: READ ONLY, statement_timeout, rows streamed and cut at
+    `bounds.rows` (store/postgres.py `query`); whether rows were cut."""
+    from .store.postgres import query
+
+    store = open_store(url)
+    try:
+        columns, rows = query(store, sql, bounds.timeout)  # type: ignore[arg-type]
+        shown = itertools.islice(rows, bounds.rows)
+        emit(columns, shown, fmt)
+        cut = next(rows, None) is not None
+        rows.close()  # type: ignore[attr-defined]
+        return cut
+    finally:
+        store.close()
 
 
 @contextlib.contextmanager

@@ -1,10 +1,12 @@
 """What only the PostgreSQL store has: many writers (one per host_id) on one
 database, a ledger per host, an advisory lock, and passwords kept out of sight."""
 
+import os
 import random
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -151,3 +153,34 @@ def test_sql_reads_and_refuses_writes_ddl_two_statements_and_long_queries(pg_url
     assert list(query(reader, "SELECT count(*) FROM files")[1]) == [(1,)]  # still usable
     assert list(query(reader, "SELECT token FROM counts WHERE token LIKE '北%'")[1]) == [("北京",)]
     reader.close()
+
+
+def test_the_sql_command_on_postgresql_streams_cuts_and_refuses_in_one_line(pg_url):
+    """`streamcount sql` on a PostgreSQL URL: the bounds of issue 16 on the other backend.
+    50,000,000 rows with --limit 10 end at once in little memory (the rows stream in
+    single-row mode and the query is dropped when cut); a write is one line, exit 2."""
+    store = writer(pg_url, "h1")
+    store.merge(Merge({"北京": 3, "上海": 1}, [row("/a", 1, 4)]))
+    store.close()
+
+    def sql(*args: str) -> tuple[subprocess.CompletedProcess, int]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamcount", "sql", *args, "--db", pg_url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        out, err = proc.stdout.read(), proc.stderr.read()  # small: a few lines each
+        _, status, usage = os.wait4(proc.pid, 0)  # its own peak RSS, not its siblings'
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), usage.ru_maxrss
+
+    done, _ = sql("SELECT token, count FROM counts ORDER BY count DESC", "--csv")
+    assert done.returncode == 0 and done.stdout.splitlines() == ["token,count", "北京,3", "上海,1"]
+    started = time.monotonic()
+    done, peak_kb = sql("SELECT g FROM generate_series(1, 50000000) g", "--limit", "10", "--csv")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == [str(i) for i in range(1, 11)]
+    assert "the first 10 rows are shown" in done.stderr
+    assert time.monotonic() - started < 20 and peak_kb < 300_000
+    done, _ = sql("DELETE FROM counts")
+    assert done.returncode == 2 and "read-only" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

@@ -411,7 +411,11 @@ def query(
         conn.execute("BEGIN READ ONLY")
         ms = max(1, round(timeout * 1000))
         conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(ms),))
-        cursor = conn.execute(sql, prepare=True)  # prepared: one statement, `%` as it is
+        # Streamed (libpq's single-row mode, the extended protocol: one statement,
+        # `%` as it is): the client holds one row at a time, never the result.
+        cursor = conn.cursor()
+        stream = cursor.stream(sql)
+        first = next(stream, None)
     except psycopg.Error as exc:
         _end(conn)
         raise QueryRefused(_explain(exc, timeout)) from exc
@@ -419,9 +423,13 @@ def query(
 
     def rows() -> Iterator[tuple[Any, ...]]:
         try:
-            while batch := cursor.fetchmany(1000):
-                yield from batch
+            if first is not None:
+                yield first
+            yield from stream
+        except psycopg.Error as exc:
+            raise QueryRefused(_explain(exc, timeout)) from exc
         finally:
+            stream.close()
             _end(conn)
 
     return columns, rows()
