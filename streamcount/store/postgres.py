@@ -391,6 +391,14 @@ class PostgresStore(Store):
             store.close()
 
 
+FETCH_ROWS = 1000  # rows a `sql` query holds on the client at a time
+REFUSED = "refused: `streamcount sql` runs read-only queries only (SELECT)"
+# What a query starts with, after comments, white space and parentheses.
+_QUERY_START = re.compile(
+    r"(?:\s+|--[^\n]*\n?|/\*.*?\*/|\()*(?:SELECT|WITH|VALUES|TABLE)\b", re.I | re.S
+)
+
+
 class QueryRefused(StoreError):
     """`query` refused the statement, or it failed or ran too long; nothing changed."""
 
@@ -406,30 +414,32 @@ def query(
     have been read. A role that can only SELECT (docs/scale-out.md) is the
     other half: what a function may do is the role's to allow.
     """
+    if not _QUERY_START.match(sql):
+        raise QueryRefused(REFUSED)
     conn = store.conn
     try:
         conn.execute("BEGIN READ ONLY")
         ms = max(1, round(timeout * 1000))
         conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(ms),))
-        # Streamed (libpq's single-row mode, the extended protocol: one statement,
-        # `%` as it is): the client holds one row at a time, never the result.
-        cursor = conn.cursor()
-        stream = cursor.stream(sql)
-        first = next(stream, None)
+        # A server-side cursor: the client holds one batch of rows, never the
+        # result; DECLARE takes one query, and only a query (no write, no DDL).
+        cursor = conn.cursor(name="streamcount_sql")
+        cursor.execute(sql)
+        batch = cursor.fetchmany(FETCH_ROWS)
     except psycopg.Error as exc:
         _end(conn)
         raise QueryRefused(_explain(exc, timeout)) from exc
     columns = [d.name for d in cursor.description or ()]
 
     def rows() -> Iterator[tuple[Any, ...]]:
+        nonlocal batch
         try:
-            if first is not None:
-                yield first
-            yield from stream
+            while batch:
+                yield from batch
+                batch = cursor.fetchmany(FETCH_ROWS)
         except psycopg.Error as exc:
             raise QueryRefused(_explain(exc, timeout)) from exc
         finally:
-            stream.close()
             _end(conn)
 
     return columns, rows()
@@ -441,8 +451,9 @@ def _end(conn: psycopg.Connection[Any]) -> None:
 
 
 def _explain(exc: psycopg.Error, timeout: float) -> str:
-    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
-        return "refused: `streamcount sql` runs read-only queries only (SELECT)"
+    # A write in a query, or a data-modifying WITH a cursor cannot hold: refused alike.
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction | psycopg.errors.FeatureNotSupported):
+        return REFUSED
     if isinstance(exc, psycopg.errors.QueryCanceled):
         return f"query stopped after {timeout:g}s (use --timeout to allow longer)"
     if "multiple commands" in str(exc):
