@@ -1,7 +1,6 @@
 """What only the PostgreSQL store has: many writers (one per host_id) on one
 database, a ledger per host, an advisory lock, and passwords kept out of sight."""
 
-import os
 import random
 import subprocess
 import sys
@@ -164,14 +163,21 @@ def test_the_sql_command_on_postgresql_streams_cuts_and_refuses_in_one_line(pg_u
     store.close()
 
     def sql(*args: str) -> tuple[subprocess.CompletedProcess, int]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamcount", "sql", *args, "--db", pg_url],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        out, err = proc.stdout.read(), proc.stderr.read()  # small: a few lines each
-        _, status, usage = os.wait4(proc.pid, 0)  # its own peak RSS, not its siblings'
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), usage.ru_maxrss
+        # Run by a small Python that reports its child's peak RSS: a process forked
+        # from this one (the test run, hundreds of MB) counts our pages until exec.
+        measure = (
+            "import resource, subprocess, sys; "
+            "code = subprocess.run(sys.argv[1:]).returncode; "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+            "sys.exit(code)"
+        )
+        command = [sys.executable, "-m", "streamcount", "sql", *args, "--db", pg_url]
+        done = subprocess.run(
+            [sys.executable, "-c", measure, *command], capture_output=True, text=True, timeout=60
+        )
+        *lines, peak = done.stderr.splitlines()
+        done.stderr = "\n".join(lines)
+        return done, int(peak)
 
     done, _ = sql("SELECT token, count FROM counts ORDER BY count DESC", "--csv")
     assert done.returncode == 0 and done.stdout.splitlines() == ["token,count", "北京,3", "上海,1"]
