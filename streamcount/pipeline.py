@@ -257,7 +257,7 @@ class Pipeline:
                 changed.append(r.path)
             else:
                 rows.append(ledger_row(refs[r.path], r))
-        failpoints.fail("pipeline-take", ",".join(refs), MemoryError)
+        failpoints.fail("pipeline-take", refs, MemoryError)
         self._pending.add(result.counts, rows)
         self._vanished += vanished
         self._returned += changed

@@ -206,7 +206,7 @@ class Store:
             failpoints.hit("merge-before-commit")
         failpoints.hit("merge-after-commit")
         # as when the connection dies between the server's COMMIT and its answer
-        failpoints.fail("merge-answer-lost", ",".join(r.path for r in rows), StoreUnavailable)
+        failpoints.fail("merge-answer-lost", (r.path for r in rows), StoreUnavailable)
 
     def copy_from(self, source: Store, add: bool = False) -> dict[str, int]:
         """Add `source`'s totals, its whole ledger (filed under this host) and its
