@@ -254,6 +254,8 @@ class Daemon:
     def _reconsider(self, paths: list[str]) -> None:
         """Files whose fate waited on another (in flight), or that came back
         uncounted: look at them again as they are now."""
+        if not paths:  # nearly always: called for every merged row
+            return
         now, wall = time.monotonic(), time.time()
         for path in paths:
             root = self._root_of(path)

@@ -153,12 +153,18 @@ def test_5_ingest_after_a_rename_counts_nothing_again(tmp_path, rng):
     assert db_counts(db) == reference_counts(texts)
 
 
-def test_6_an_exception_in_a_worker_fails_that_file_only(tmp_path, rng, daemon_factory):
-    inbox, db = tmp_path / "inbox", tmp_path / "db.sqlite"
+def six_files_and_a_bad_one(inbox: Path, rng) -> list[str]:
+    """Six files to count and bad.txt, which a failpoint makes fail; the six texts."""
     texts = [make_text(rng) for _ in range(6)]
     for i, text in enumerate(texts):
         (inbox / f"{i}.txt").write_text(text)
     (inbox / "bad.txt").write_text(make_text(rng))
+    return texts
+
+
+def test_6_an_exception_in_a_worker_fails_that_file_only(tmp_path, rng, daemon_factory):
+    inbox, db = tmp_path / "inbox", tmp_path / "db.sqlite"
+    texts = six_files_and_a_bad_one(inbox, rng)
     env = {"STREAMCOUNT_FAILPOINTS": "worker-count=bad.txt"}  # MemoryError in the tokenizer
     daemon = daemon_factory(env=env, batch_max_files=50).start()
     wait_until(lambda: len(rows(db)) == 7, what="every file, bad.txt failed")
@@ -173,10 +179,7 @@ def test_6_an_exception_in_a_worker_fails_that_file_only(tmp_path, rng, daemon_f
 
 def test_6_an_exception_adding_a_result_fails_that_file_only(tmp_path, rng, daemon_factory):
     inbox, db = tmp_path / "inbox", tmp_path / "db.sqlite"
-    texts = [make_text(rng) for _ in range(6)]
-    for i, text in enumerate(texts):
-        (inbox / f"{i}.txt").write_text(text)
-    (inbox / "bad.txt").write_text(make_text(rng))
+    texts = six_files_and_a_bad_one(inbox, rng)
     env = {"STREAMCOUNT_FAILPOINTS": "pipeline-take=bad.txt"}  # MemoryError in the parent
     daemon = daemon_factory(env=env).start()
     wait_until(lambda: len(rows(db)) == 7, 60, "every file, bad.txt failed")
