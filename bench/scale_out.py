@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from bench.corpus import articles, write_files
-from bench.store_scale import batches
+from bench.store_scale import merge_and_top
 from streamcount.config import TokenizerSettings
 from streamcount.identity import FileId
 from streamcount.store import LedgerRow, Merge, Store
@@ -40,25 +40,8 @@ from tests.pgserver import PgServer, find_bindir
 
 def merge_run(db: Path | str, distinct: int, size: int) -> list[tuple[int, float, float]]:
     """(distinct tokens, merge rows/s, top 100 ms) at each doubling from 250k."""
-    rows = []
     store = Store.open_writer(db, TokenizerSettings(), "bench")
-    checkpoint = 250_000
-    for i, counts in enumerate(batches(distinct, size)):
-        row = LedgerRow(f"/f{i}", FileId(1, i, 1, 1, ""), 1, "counted", "", "")
-        started = time.perf_counter()
-        store.merge(Merge(counts, [row]))
-        rate = len(counts) / (time.perf_counter() - started)
-        n = store.distinct_tokens()
-        if n >= checkpoint or n >= distinct:
-            reader = Store.open_reader(db)
-            times = []
-            for _ in range(9):
-                t = time.perf_counter()
-                reader.top(100)
-                times.append(time.perf_counter() - t)
-            reader.close()
-            rows.append((n, rate, statistics.median(times) * 1000))
-            checkpoint *= 2
+    rows = merge_and_top(store, db, distinct, size)
     store.close()
     return rows
 

@@ -45,31 +45,39 @@ def batches(distinct: int, size: int, seed: int = 1):
         }
 
 
-def run(distinct: int, size: int, index: str) -> list[tuple[int, float, float]]:
+def merge_and_top(
+    store: Store, db: Path | str, distinct: int, size: int
+) -> list[tuple[int, float, float]]:
+    """Merge batches into `store` until `distinct` tokens: (distinct tokens, merge
+    rows/s, top 100 ms from a reader of `db`) at each doubling from 250k."""
     rows = []
+    checkpoint = 250_000
+    for i, counts in enumerate(batches(distinct, size)):
+        row = LedgerRow(f"/f{i}", FileId(1, i, 1, 1, ""), 1, "counted", "", "")
+        started = time.perf_counter()
+        store.merge(Merge(counts, [row]))
+        rate = len(counts) / (time.perf_counter() - started)
+        n = store.distinct_tokens()
+        if n >= checkpoint or n >= distinct:
+            reader = Store.open_reader(db)
+            times = []
+            for _ in range(9):
+                t = time.perf_counter()
+                reader.top(100)
+                times.append(time.perf_counter() - t)
+            reader.close()
+            rows.append((n, rate, statistics.median(times) * 1000))
+            checkpoint *= 2
+    return rows
+
+
+def run(distinct: int, size: int, index: str) -> list[tuple[int, float, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open_writer(Path(tmp) / "db.sqlite", TokenizerSettings())
         store.conn.execute("DROP INDEX counts_top") if index != "partial" else None
         if index == "full":
             store.conn.execute("CREATE INDEX counts_count ON counts(count)")
-        n = 0
-        checkpoint = 250_000
-        for i, counts in enumerate(batches(distinct, size)):
-            started = time.perf_counter()
-            row = LedgerRow(f"/f{i}", FileId(1, i, 1, 1, ""), 1, "counted", "", "")
-            store.merge(Merge(counts, [row]))
-            rate = len(counts) / (time.perf_counter() - started)
-            n = store.conn.execute("SELECT count(*) FROM counts").fetchone()[0]
-            if n >= checkpoint or n >= distinct:
-                reader = Store.open_reader(store.path)
-                times = []
-                for _ in range(9):
-                    t = time.perf_counter()
-                    reader.top(100)
-                    times.append(time.perf_counter() - t)
-                reader.close()
-                rows.append((n, rate, statistics.median(times) * 1000))
-                checkpoint *= 2
+        rows = merge_and_top(store, store.path, distinct, size)
         store.close()
     return rows
 
