@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from streamcount.config import Config
 from streamcount.identity import file_id, fingerprint_of
 from streamcount.ingest import ingest
+from streamcount.store import Store
 
 from .helpers import db_counts, make_text, reference_counts, wait_until
 
@@ -244,33 +246,49 @@ def test_8_sigint_during_ingest_then_again_counts_each_file_once(tmp_path, rng, 
     assert sorted(s for _, s, _ in rows(db)) == ["counted"] * len(texts)
 
 
-def test_8_a_merge_refused_for_a_duplicate_is_diagnosed_and_the_rest_counted(tmp_path, rng):
+def test_8_a_merge_refused_for_a_duplicate_is_diagnosed_and_the_rest_counted(tmp_path, rng, db):
     """The ledger gains a row for the very bytes of b.txt behind the writer's back,
     after it decided to count b.txt: the unique index refuses the merge; b.txt is
-    recorded `linked` to that row, the other files are counted again, once."""
-    folder, db = tmp_path / "in", tmp_path / "db.sqlite"
+    recorded `linked` to that row, the other files are counted again, once. On
+    each backend (`db`: a SQLite file, then a PostgreSQL database)."""
+    folder = tmp_path / "in"
     folder.mkdir()
     texts = {name: make_text(rng) for name in ("a.txt", "b.txt", "c.txt")}
     for name, text in texts.items():
         (folder / name).write_text(text)
     b = folder / "b.txt"
     ident = file_id(b.stat(), fingerprint_of(b.read_bytes()))
+    config = Config(db=db, workers=1)
+    columns = "path, dev, inode, size, mtime_ns, fingerprint, tokens, status, reason, encoding"
+    values = ("/elsewhere/b.txt", *ident, 0, "counted", "", "utf-8")
 
     def behind_the_writers_back(files: int, size: int) -> None:
-        with sqlite3.connect(db) as conn:
+        if isinstance(db, Path):
+            with sqlite3.connect(db) as conn:
+                conn.execute(
+                    f"INSERT INTO files ({columns}, counted_at) VALUES ({'?, ' * 10}'now')", values
+                )
+            return
+        import psycopg
+
+        with psycopg.connect(db) as conn:
             conn.execute(
-                "INSERT INTO files (path, dev, inode, size, mtime_ns, fingerprint, tokens, "
-                "status, reason, encoding, counted_at) VALUES (?, ?, ?, ?, ?, ?, 0, "
-                "'counted', '', 'utf-8', 'now')",
-                ("/elsewhere/b.txt", *ident),
+                f"INSERT INTO files (host, {columns}, counted_at) VALUES ({'%s, ' * 11}'now')",
+                (config.host_id, *values),
             )
 
-    summary = ingest(Config(db=db, workers=1), [folder], on_start=behind_the_writers_back)
+    summary = ingest(config, [folder], on_start=behind_the_writers_back)
     assert summary.by_status == {"counted": 2, "linked": 1}
-    query = "SELECT status, reason FROM files WHERE path = ?"
-    [(status, reason)] = sqlite3.connect(db).execute(query, (str(b),)).fetchall()
+    reader = Store.open_reader(db)
+    try:
+        [(status, reason)] = [
+            (f["status"], f["reason"]) for f in reader.files() if f["path"] == str(b)
+        ]
+        totals = Counter({r["token"]: r["count"] for r in reader.top(1_000_000)})
+    finally:
+        reader.close()
     assert status == "linked" and "/elsewhere/b.txt" in reason
-    assert db_counts(db) == reference_counts([texts["a.txt"], texts["c.txt"]])
+    assert totals == reference_counts([texts["a.txt"], texts["c.txt"]])
 
 
 def test_hard_links_are_counted_once(tmp_path, rng, daemon_factory):
