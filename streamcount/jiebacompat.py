@@ -5,7 +5,7 @@ HMM; on Chinese they agree. They differ on what is not Chinese (read in both
 sources, and found by tests/test_jiebacompat.py), in two ways:
 
 1. Which characters make a block. jieba cuts maximal runs of
-   `[\u4E00-\u9FD5a-zA-Z0-9+#&._%-]` and yields every other character alone.
+   `[\u4e00-\u9fd5a-zA-Z0-9+#&._%-]` and yields every other character alone.
    jieba-rs's runs also take CJK Extension A and beyond, U+9FD6-U+9FFF and the
    compatibility ideographs (`X` below), which then join their neighbours in
    its DAG and HMM ("㑇鿖" is one token). Rule: cut the text at X characters
@@ -118,24 +118,34 @@ class CompatCut:
         self.jieba_block = jieba_block
 
     def __call__(self, text: str) -> list[str]:
-        hmm = self.hmm
         found = self.dirty.search(text)
         if found is None:
-            return self.rs_cut(text, hmm)
-        out: list[str] = []
+            return self.rs_cut(text, self.hmm)
+        return self._by_blocks(text, found)
+
+    def _dirty_blocks(self, text: str, found: re.Match[str] | None) -> Iterator[tuple[int, int]]:
+        """(start, end) of each block of `text` that holds a dirty character,
+        from the first one `found`."""
         pos = 0
         while found is not None:
             start = found.start()  # back to where its block starts
             while start > pos and R_CHAR.match(text, start - 1):
                 start -= 1
-            end = R_RUN.match(text, found.end()).end()
+            pos = R_RUN.match(text, found.end()).end()
+            yield start, pos
+            found = self.dirty.search(text, pos)
+
+    def _by_blocks(self, text: str, found: re.Match[str]) -> list[str]:
+        """Clean stretches cut by jieba-rs, each dirty block by the rules."""
+        out: list[str] = []
+        pos = 0
+        for start, end in self._dirty_blocks(text, found):
             if start > pos:
-                out += self.rs_cut(text[pos:start], hmm)
+                out += self.rs_cut(text[pos:start], self.hmm)
             out += self._dirty_block(text[start:end])
             pos = end
-            found = self.dirty.search(text, pos)
         if pos < len(text):
-            out += self.rs_cut(text[pos:], hmm)
+            out += self.rs_cut(text[pos:], self.hmm)
         return out
 
     def _dirty_block(self, block: str) -> list[str]:
@@ -152,11 +162,23 @@ class CompatCut:
         """One of jieba's blocks (rules 2 and 3)."""
         if not ASCII_CHAR.search(block):
             return self.rs_cut(block, self.hmm)
-        if self.hmm:
-            words = self.ascii_words()
-            if words is not None and words.search(block):
-                return self.jieba_block()(block)
-            tokens = fix_hmm_tokens(self.rs_accurate(block, True))
-        else:
+        if not self.hmm:
             tokens = self.rs_accurate(block, False)
+        elif self._has_ascii_word(block):
+            return self.jieba_block()(block)
+        else:
+            tokens = self._hmm_ascii(block)
         return list(search_grams(tokens, self.has_word)) if self.search else tokens
+
+    def _has_ascii_word(self, block: str) -> bool:
+        """Whether a dictionary word with ASCII occurs in the block (rule 2's
+        exception: jieba itself cuts it)."""
+        words = self.ascii_words()
+        return words is not None and words.search(block) is not None
+
+    def _hmm_ascii(self, block: str) -> list[str]:
+        """Rule 2 for a block with no ASCII dictionary word. A block of ASCII
+        alone is one ASCII run: re-split without asking jieba-rs at all."""
+        if block.isascii():
+            return skip_split(block)
+        return fix_hmm_tokens(self.rs_accurate(block, True))
