@@ -222,7 +222,7 @@ class Store:
         mine = self.buckets.fingerprint()
         stored = self.meta("buckets")
         old = json.loads(stored) if stored else None
-        if old is not None and old != mine and self.has_data():
+        if old is not None and old != mine and (self.has_data() or self.total_tokens()):
             diffs = ", ".join(
                 f"buckets.{k}: {old.get(k)!r} in the database, {v!r} now"
                 for k, v in mine.items() if old.get(k) != v
