@@ -467,3 +467,65 @@ def _quiet_broken_pipe() -> Iterator[None]:
 
 def main() -> None:
     app()
+
+
+plot_app = typer.Typer(no_args_is_help=True, help="Pictures: zipf, trend, rising (PNG or SVG).")
+app.add_typer(plot_app, name="plot")
+OutOpt = Annotated[Path, typer.Option("-o", "--output", help="a .png or .svg file")]
+WidthOpt = Annotated[int, typer.Option("--width", min=100, help="pixels")]
+HeightOpt = Annotated[int, typer.Option("--height", min=100, help="pixels")]
+
+
+@contextlib.contextmanager
+def _plot_errors() -> Iterator[None]:
+    from .plots import PlotError
+
+    try:
+        with _clean_errors():
+            yield
+    except PlotError as exc:
+        typer.echo(f"streamcount: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@plot_app.command("zipf")
+def plot_zipf(
+    output: OutOpt, n: Annotated[int, typer.Option("--top", min=2)] = 10_000,
+    width: WidthOpt = 800, height: HeightOpt = 500, config: ConfigOpt = None, db: DbOpt = None,
+) -> None:  # fmt: skip
+    """Rank against count of the top tokens, log-log, with the fitted Zipf exponent."""
+    from . import plots
+
+    with _plot_errors():
+        plots.plot_zipf(_reader(config, db).top(n), output, width, height)
+
+
+@plot_app.command("trend")
+def plot_trend(
+    words: Annotated[list[str], typer.Argument(help="tokens to follow")], output: OutOpt,
+    since: SinceOpt = None, until: UntilOpt = None,
+    by: Annotated[str | None, typer.Option("--by")] = None,
+    width: WidthOpt = 800, height: HeightOpt = 500, config: ConfigOpt = None, db: DbOpt = None,
+) -> None:  # fmt: skip
+    """One line per WORD: its count per bucket."""
+    from . import plots
+
+    with _plot_errors():
+        rows = trend_rows(_reader(config, db), words, since, until, by)
+        plots.plot_trend(rows, words, output, width, height)
+
+
+@plot_app.command("rising")
+def plot_rising(
+    output: OutOpt, window: Annotated[str, typer.Option("--window")] = "1d",
+    against: Annotated[str, typer.Option("--against")] = "7d",
+    min_count: Annotated[int, typer.Option("--min-count", min=1)] = 5,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    width: WidthOpt = 800, height: HeightOpt = 500, config: ConfigOpt = None, db: DbOpt = None,
+) -> None:  # fmt: skip
+    """The rising words as bars of their G2 score."""
+    from . import plots
+
+    with _plot_errors():
+        rows = rising_rows(_reader(config, db), window, against, min_count, limit)
+        plots.plot_rising(rows, output, width, height)
