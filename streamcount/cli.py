@@ -275,6 +275,9 @@ def rising(
     against: Annotated[str, typer.Option("--against", help="the window before it")] = "7d",
     min_count: Annotated[int, typer.Option("--min-count", min=1, help="in the window")] = 5,
     limit: Annotated[int, typer.Option("--limit", min=1, help="how many")] = 20,
+    until: Annotated[
+        str | None, typer.Option("--until", help="the window ends here (default: now)")
+    ] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -284,7 +287,7 @@ def rising(
     it, scored by log-likelihood (G2); words new in the window included."""
     fmt = _fmt(as_json, as_csv)
     with _clean_errors():
-        rows = rising_rows(_reader(config, db), window, against, min_count, limit)
+        rows = rising_rows(_reader(config, db), window, against, min_count, limit, until=until)
     columns = ["rank", "token", "count", "share", "reference_count", "reference_share", "g2"]
     emit(columns, [list(r.values()) for r in rows], fmt)
 
@@ -520,12 +523,12 @@ def plot_rising(
     output: OutOpt, window: Annotated[str, typer.Option("--window")] = "1d",
     against: Annotated[str, typer.Option("--against")] = "7d",
     min_count: Annotated[int, typer.Option("--min-count", min=1)] = 5,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 20, until: UntilOpt = None,
     width: WidthOpt = 800, height: HeightOpt = 500, config: ConfigOpt = None, db: DbOpt = None,
 ) -> None:  # fmt: skip
     """The rising words as bars of their G2 score."""
     from . import plots
 
     with _plot_errors():
-        rows = rising_rows(_reader(config, db), window, against, min_count, limit)
+        rows = rising_rows(_reader(config, db), window, against, min_count, limit, until=until)
         plots.plot_rising(rows, output, width, height)

@@ -122,19 +122,22 @@ def trend(
 
 def rising(
     store: Store, window_: str = "1d", against: str = "7d", min_count: int = 5,
-    limit: int = 20, now: float | None = None,
+    limit: int = 20, now: float | None = None, until: str | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Words whose rate in the last `window_` grew most against the `against`
-    before it, by log-likelihood G2 (trends.py); words new in the window included."""
-    kept(store)
+    """Words whose rate in the last `window_` (before `until`, default now) grew
+    most against the `against` before it, by log-likelihood G2 (trends.py);
+    words new in the window included."""
+    settings = kept(store)
     now = now_utc() if now is None else now
     try:
+        now = parse_instant(until, now, settings.timezone) if until else now
         w_first = math.ceil(now - parse_duration(window_))
         r_first = math.ceil(w_first - parse_duration(against))
     except TimeError as exc:
-        raise StoreError(f"--window/--against: {exc}") from None
-    n1, n2 = _total(store, w_first, None), _total(store, r_first, w_first)
-    now_counts = store.window_counts(w_first, None, at_least=min_count)
+        raise StoreError(f"--window/--against/--until: {exc}") from None
+    end = math.ceil(now) if until else None
+    n1, n2 = _total(store, w_first, end), _total(store, r_first, w_first)
+    now_counts = store.window_counts(w_first, end, at_least=min_count)
     before = store.counts_in([t for t, _ in now_counts], r_first, w_first) if now_counts else {}
     scored = [
         (g2(a, n1, before.get(t, 0), n2), t, a, before.get(t, 0))
