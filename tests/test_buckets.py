@@ -239,3 +239,21 @@ def test_a_bad_since_is_one_line_naming_the_accepted_forms(thirty_days):
         assert out.returncode == 2
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert "7d, 12h, 30m" in out.stderr or "e.g. 7d" in out.stderr, out.stderr
+
+
+def test_copy_takes_the_buckets_and_their_settings(tmp_path, db):
+    from streamcount.store import copy_store
+
+    source = tmp_path / "source.sqlite"
+    now = datetime.now(ZoneInfo("UTC")).timestamp()
+    store = Store.open_writer(source, TokenizerSettings(), "", BucketSettings(time="mtime"))
+    merge = Merge()
+    merge.add({"旧": 3, "的": 2}, [], bucket_start(now - 3 * 86400, "day"))
+    merge.add({"新": 1, "的": 1}, [], bucket_start(now, "day"))
+    store.merge(merge)
+    store.close()
+    copy_store(source, db, "h1", add=False)
+    buckets, totals, bucket_total, total = store_sums(db)
+    assert buckets == totals == Counter({"旧": 3, "的": 3, "新": 1}) and bucket_total == total == 7
+    with pytest.raises(StoreError, match=r"buckets\.time"):
+        _writer(db)  # the copy was filed by mtime
