@@ -92,7 +92,7 @@ def day_counts(rng: random.Random, distinct: int, per_day: int) -> dict[str, int
     """A day's counts: the 2,000 frequent tokens every day, the rest Zipf-like."""
     counts = {f"t{k}": rng.randint(50, 500) for k in range(2000)}
     while len(counts) < per_day:
-        k = min(int(rng.paretovariate(0.8)) * 7 % distinct, distinct - 1)
+        k = int(distinct ** rng.random()) - 1  # log-uniform: P(k) ~ 1/k, as Zipf
         counts[f"t{k}"] = counts.get(f"t{k}", 0) + 1
     return counts
 
