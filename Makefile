@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench soak clean systemd-tools postgres-tools
+.PHONY: run test lint bench soak clean systemd-tools postgres-tools plot-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ run: $(STAMP)
 	mkdir -p inbox
 	$(BIN)/streamcount run --config config.toml
 
-test: $(STAMP) lint systemd-tools postgres-tools
+test: $(STAMP) lint systemd-tools postgres-tools plot-tools
 	$(BIN)/python -m pytest
 
 # systemd-analyze checks the unit file; install it where it is missing and we
@@ -34,6 +34,14 @@ postgres-tools:
 	  (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	   apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) || \
 	  echo "PostgreSQL is not installed and could not be; its tests will skip (fail in CI)"
+
+# Plots label words in Chinese; matplotlib ships no CJK font. Debian's
+# fonts-wqy-microhei (4 MB) is installed where no font has Chinese glyphs.
+plot-tools:
+	@fc-list :lang=zh 2>/dev/null | grep -q . || ls /usr/share/fonts/truetype/wqy/*.ttc >/dev/null 2>&1 || \
+	  (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	   apt-get update -qq && apt-get install -y -qq fonts-wqy-microhei >/dev/null) || \
+	  echo "no CJK font is installed and none could be; the plot tests will skip (fail in CI)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

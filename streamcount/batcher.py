@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Callable, Hashable
 
 from .work import FileRef, Piece, Task
 
@@ -22,8 +23,16 @@ def plan_chunks(size: int, chunk_bytes: int) -> list[tuple[int, int]]:
 
 class Batcher:
     def __init__(
-        self, max_files: int, max_bytes: int, max_wait: float, chunk_bytes: int
+        self,
+        max_files: int,
+        max_bytes: int,
+        max_wait: float,
+        chunk_bytes: int,
+        key: Callable[[FileRef], Hashable] | None = None,
     ) -> None:
+        """`key`: files of one task share it (their time bucket when it is their mtime's),
+        so a task's one combined count belongs to one key; a batch ends where it changes."""
+        self.key = key
         self.max_files = max_files
         self.max_bytes = max_bytes
         self.max_wait = max_wait
@@ -80,9 +89,12 @@ class Batcher:
         max_bytes = min(self.max_bytes, -(-self._bytes // share))
         pieces: list[Piece] = []
         size = 0
+        key = self.key(self._files[0][0]) if self.key else None
         while self._files and len(pieces) < self.max_files:
             ref = self._files[0][0]
             if pieces and size + ref.size > max_bytes:
+                break
+            if key is not None and pieces and self.key(ref) != key:  # type: ignore[misc]
                 break
             self._files.popleft()
             pieces.append(Piece(ref))

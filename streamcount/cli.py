@@ -30,6 +30,10 @@ from .store import (
     redact_location,
     writer_statuses,
 )
+from .trends import sparkline
+from .windows import count_since, top_since
+from .windows import rising as rising_rows
+from .windows import trend as trend_rows
 from .writerlock import LockError
 
 if TYPE_CHECKING:
@@ -193,30 +197,99 @@ def _progress_bar() -> Iterator[_Bar]:
         bar.stop()
 
 
+SinceOpt = Annotated[
+    str | None,
+    typer.Option("--since", help="only buckets starting after: 7d, 12h, 30m, or an ISO date/time"),
+]
+UntilOpt = Annotated[
+    str | None, typer.Option("--until", help="only buckets starting before: as --since")
+]
+
+
 @app.command()
 def top(
     n: Annotated[int, typer.Argument(min=1, help="how many")] = 20,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
 ) -> None:
-    """The N most frequent tokens: rank, token, count, share of all tokens."""
+    """The N most frequent tokens: rank, token, count, share of all tokens (of the
+    window's, with --since/--until)."""
     fmt = _fmt(as_json, as_csv)
-    rows = _reader(config, db).top(n)
+    store = _reader(config, db)
+    with _clean_errors():
+        rows = top_since(store, n, since, until) if since or until else store.top(n)
     emit(["rank", "token", "count", "share"], [list(r.values()) for r in rows], fmt)
 
 
 @app.command()
 def count(
     words: Annotated[list[str], typer.Argument(help="tokens to look up")],
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
 ) -> None:
-    """How often each WORD was counted (0 if never)."""
-    rows = _reader(config, db).lookup(words)
-    emit(["token", "count", "share"], [list(r.values()) for r in rows], _fmt(as_json, False))
+    """How often each WORD was counted (0 if never), in the window if one is given."""
+    fmt = _fmt(as_json, as_csv)
+    store = _reader(config, db)
+    with _clean_errors():
+        windowed = since or until
+        rows = count_since(store, words, since, until) if windowed else store.lookup(words)
+    emit(["token", "count", "share"], [list(r.values()) for r in rows], fmt)
+
+
+@app.command()
+def trend(
+    words: Annotated[list[str], typer.Argument(help="tokens to follow")],
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="hour, day, week or month (default: as kept)")
+    ] = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Each WORD's count and share per bucket, zeros included (a sparkline per word
+    under the table)."""
+    fmt = _fmt(as_json, as_csv)
+    with _clean_errors():
+        rows = trend_rows(_reader(config, db), words, since, until, by)
+    emit(["bucket", "token", "count", "share"], [list(r.values()) for r in rows], fmt)
+    if fmt == "table":
+        for word in words:
+            values = [r["count"] for r in rows if r["token"] == word]
+            typer.echo(f"{word}  {sparkline(values)}  {sum(values)}")
+
+
+@app.command()
+def rising(
+    window: Annotated[str, typer.Option("--window", help="the recent window")] = "1d",
+    against: Annotated[str, typer.Option("--against", help="the window before it")] = "7d",
+    min_count: Annotated[int, typer.Option("--min-count", min=1, help="in the window")] = 5,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="how many")] = 20,
+    until: Annotated[
+        str | None, typer.Option("--until", help="the window ends here (default: now)")
+    ] = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Words whose rate in the last --window grew most against the --against before
+    it, scored by log-likelihood (G2); words new in the window included."""
+    fmt = _fmt(as_json, as_csv)
+    with _clean_errors():
+        rows = rising_rows(_reader(config, db), window, against, min_count, limit, until=until)
+    columns = ["rank", "token", "count", "share", "reference_count", "reference_share", "g2"]
+    emit(columns, [list(r.values()) for r in rows], fmt)
 
 
 @app.command()
@@ -397,3 +470,65 @@ def _quiet_broken_pipe() -> Iterator[None]:
 
 def main() -> None:
     app()
+
+
+plot_app = typer.Typer(no_args_is_help=True, help="Pictures: zipf, trend, rising (PNG or SVG).")
+app.add_typer(plot_app, name="plot")
+OutOpt = Annotated[Path, typer.Option("-o", "--output", help="a .png or .svg file")]
+WidthOpt = Annotated[int, typer.Option("--width", min=100, help="pixels")]
+HeightOpt = Annotated[int, typer.Option("--height", min=100, help="pixels")]
+
+
+@contextlib.contextmanager
+def _plot_errors() -> Iterator[None]:
+    from .plots import PlotError
+
+    try:
+        with _clean_errors():
+            yield
+    except PlotError as exc:
+        typer.echo(f"streamcount: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@plot_app.command("zipf")
+def plot_zipf(
+    output: OutOpt, n: Annotated[int, typer.Option("--top", min=2)] = 10_000,
+    width: WidthOpt = 800, height: HeightOpt = 500, config: ConfigOpt = None, db: DbOpt = None,
+) -> None:  # fmt: skip
+    """Rank against count of the top tokens, log-log, with the fitted Zipf exponent."""
+    from . import plots
+
+    with _plot_errors():
+        plots.plot_zipf(_reader(config, db).top(n), output, width, height)
+
+
+@plot_app.command("trend")
+def plot_trend(
+    words: Annotated[list[str], typer.Argument(help="tokens to follow")], output: OutOpt,
+    since: SinceOpt = None, until: UntilOpt = None,
+    by: Annotated[str | None, typer.Option("--by")] = None,
+    width: WidthOpt = 800, height: HeightOpt = 500, config: ConfigOpt = None, db: DbOpt = None,
+) -> None:  # fmt: skip
+    """One line per WORD: its count per bucket."""
+    from . import plots
+
+    with _plot_errors():
+        rows = trend_rows(_reader(config, db), words, since, until, by)
+        plots.plot_trend(rows, words, output, width, height)
+
+
+@plot_app.command("rising")
+def plot_rising(
+    output: OutOpt, window: Annotated[str, typer.Option("--window")] = "1d",
+    against: Annotated[str, typer.Option("--against")] = "7d",
+    min_count: Annotated[int, typer.Option("--min-count", min=1)] = 5,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 20, until: UntilOpt = None,
+    width: WidthOpt = 800, height: HeightOpt = 500, config: ConfigOpt = None, db: DbOpt = None,
+) -> None:  # fmt: skip
+    """The rising words as bars of their G2 score."""
+    from . import plots
+
+    with _plot_errors():
+        rows = rising_rows(_reader(config, db), window, against, min_count, limit, until=until)
+        plots.plot_rising(rows, output, width, height)

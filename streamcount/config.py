@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .decoding import DECODE_ERRORS, REPLACE
+from .timebuckets import PERIODS, TIMES, BucketSettings, TimeError, parse_duration, zone
 
 ENV_VAR = "STREAMCOUNT_CONFIG"
 MODES = ("accurate", "search", "full")
@@ -71,6 +72,7 @@ class Config:
     batch_max_wait: float = 0.5
     chunk_bytes: int = 8 * 1024 * 1024
     tokenizer: TokenizerSettings = TokenizerSettings()
+    buckets: BucketSettings = BucketSettings()  # noqa: RUF009 (frozen)
     # The most an analyst's `streamcount sql` may ask for with its flags.
     sql_max_timeout: float = 300.0
     sql_max_memory_mb: int = 2048
@@ -104,6 +106,19 @@ def _log_level(value: str) -> str | None:
 def _one_of(*choices: str) -> Any:
     def check(value: str) -> str | None:
         return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
+def _problem_of(parse: Any) -> Any:
+    """A check from a parser that raises TimeError: its message is the problem."""
+
+    def check(value: str) -> str | None:
+        try:
+            parse(value)
+        except TimeError as exc:
+            return str(exc)
+        return None
 
     return check
 
@@ -168,12 +183,28 @@ _SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "lowercase": (bool, None),
         "min_length": (int, _positive(int)),
     },
+    "buckets": {
+        "period": (str, _one_of(*PERIODS)),
+        "time": (str, _one_of(*TIMES)),
+        "timezone": (str, _problem_of(zone)),
+        "keep": (str, _problem_of(parse_duration)),
+    },
     "sql": {
         "max_timeout": (float, _finite_positive),
         "max_memory_mb": (int, _positive(int)),
         "max_rows": (int, _positive(int)),
     },
 }
+
+
+def _buckets(values: dict[str, Any]) -> BucketSettings:
+    keep = values.get("keep")
+    return BucketSettings(
+        period=values.get("period", "day"),
+        time=values.get("time", "counted"),
+        timezone=values.get("timezone", "UTC"),
+        keep_seconds=parse_duration(keep) if keep else None,
+    )
 
 
 def is_url(db: Path | str) -> bool:
@@ -253,6 +284,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         settle_seconds=disc.get("settle_seconds", defaults.settle_seconds),
         rescan_seconds=disc.get("rescan_seconds", defaults.rescan_seconds),
         tokenizer=tokenizer,
+        buckets=_buckets(values["buckets"]),
         **values["batching"],
         **{f"sql_{key}": value for key, value in values["sql"].items()},
     )

@@ -26,6 +26,7 @@ from .config import Config
 from .decoding import ASCII, bom_encoding, is_wide, replaced_reason
 from .identity import FileId
 from .store import LedgerRow, Merge, MergeRefused, Store, StoreUnavailable, open_store
+from .timebuckets import mtime_bucket
 from .tokens import count_task, init_worker
 from .work import CHANGED, COUNTED, FAILED, LINKED, VANISHED, FileRef, PieceResult, Task, TaskResult
 
@@ -101,9 +102,10 @@ class Pipeline:
         self.store = store
         self.config = config
         self.merge_interval = merge_interval
+        self.bucket_of = mtime_bucket(config.buckets)
         self.batcher = Batcher(
             config.batch_max_files, config.batch_max_bytes,
-            config.batch_max_wait, config.chunk_bytes,
+            config.batch_max_wait, config.chunk_bytes, self.bucket_of,
         )  # fmt: skip
         self._pool = self._new_pool()
         self._generation = 0  # which pool a task was sent to; bumped on restart
@@ -258,7 +260,8 @@ class Pipeline:
             else:
                 rows.append(ledger_row(refs[r.path], r))
         failpoints.fail("pipeline-take", refs, MemoryError)
-        self._pending.add(result.counts, rows)
+        bucket = self.bucket_of(task.pieces[0].file) if self.bucket_of else None
+        self._pending.add(result.counts, rows, bucket)
         self._vanished += vanished
         self._returned += changed
 
@@ -345,7 +348,8 @@ class Pipeline:
             whole = PieceResult(
                 ref.path, COUNTED, reason, a.bytes, a.tokens, encoding, a.files.pop(), a.replaced
             )
-            self._pending.add(a.counts, [ledger_row(ref, whole)])
+            bucket = self.bucket_of(ref) if self.bucket_of else None
+            self._pending.add(a.counts, [ledger_row(ref, whole)], bucket)
 
     def _merge(self) -> Progress:
         """Commit every finished task in one transaction; back off if the writer fails.
@@ -474,7 +478,7 @@ def open_pipeline(config: Config, merge_interval: float = MERGE_INTERVAL) -> Ite
     up the writer lock; callers decide first what to finish (see Pipeline.finish).
     """
     engines.check(config.tokenizer)
-    store = open_store(config.db, config.tokenizer, config.host_id)
+    store = open_store(config.db, config.tokenizer, config.host_id, buckets=config.buckets)
     try:
         pipeline = Pipeline(store, config, merge_interval)
         try:

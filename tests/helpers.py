@@ -119,12 +119,15 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0, what: str
         time.sleep(0.05)
 
 
-def write_config(path: Path, watch: Path | list[Path], db: Path, **settings: object) -> Path:
+def write_config(
+    path: Path, watch: Path | list[Path], db: Path | str, **settings: object
+) -> Path:
     """A config file for tests: quick settle and batching, 2 workers, then `settings`."""
     sections = {
         "discovery": ("settle_seconds", "rescan_seconds", "include", "exclude"),
         "batching": ("batch_max_wait", "batch_max_files", "batch_max_bytes", "chunk_bytes"),
         "tokenizer": ("mode", "hmm", "user_dict", "stopwords", "lowercase", "min_length"),
+        "buckets": ("period", "time", "timezone", "keep"),
     }
     settings = {
         "workers": 2,

@@ -30,6 +30,7 @@ from .. import failpoints
 from ..config import TokenizerSettings, is_url
 from ..engines import token_identity
 from ..identity import FileId
+from ..timebuckets import BucketSettings, bucket_start, now_utc
 from ..work import COUNTED
 
 TOP_MIN = 1000  # tokens counted at least this often are in the counts_top index
@@ -58,6 +59,7 @@ class LedgerRow(NamedTuple):
     status: str
     reason: str
     encoding: str
+    bucket: int | None = None  # the start of the time bucket its counts went to (forget needs it)
 
     @property
     def size(self) -> int:
@@ -72,22 +74,54 @@ class Merge:
     they share once, not once each.
     """
 
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # filed in the bucket of the merge
     rows: list[LedgerRow] = field(default_factory=list)
+    by_bucket: dict[int, dict[str, int]] = field(default_factory=dict)  # time = "mtime"
     id: str = field(default_factory=lambda: uuid.uuid4().hex)  # recorded by its transaction
     tried: bool = False  # a try failed: did its COMMIT land before the failure?
 
-    def add(self, counts: Mapping[str, int], rows: Iterable[LedgerRow]) -> None:
-        if not self.counts:
-            self.counts.update(counts)  # in C
+    def add(
+        self, counts: Mapping[str, int], rows: Iterable[LedgerRow], bucket: int | None = None
+    ) -> None:
+        """Add a result; `bucket` (time = "mtime") files its counts in that bucket,
+        None in the bucket the merge commits in."""
+        if bucket is None:
+            add_into(self.counts, counts)
         else:
-            mine, get = self.counts, self.counts.get
-            for token, n in counts.items():
-                mine[token] = get(token, 0) + n
+            add_into(self.by_bucket.setdefault(bucket, {}), counts)
+            rows = [r._replace(bucket=bucket) for r in rows]
         self.rows.extend(rows)
 
+    def totals(self) -> dict[str, int]:
+        """All the counts, whatever their bucket: what the totals get."""
+        if not self.by_bucket:
+            return self.counts
+        out = dict(self.counts)
+        for counts in self.by_bucket.values():
+            add_into(out, counts)
+        return out
+
+    def buckets(self, current: int) -> dict[int, dict[str, int]]:
+        """bucket start -> counts: `counts` in `current`, the rest where they were filed."""
+        out = dict(self.by_bucket)
+        if self.counts:
+            here = out.get(current)
+            out[current] = add_into(dict(here), self.counts) if here else self.counts
+        return out
+
     def __bool__(self) -> bool:
-        return bool(self.rows or self.counts)
+        return bool(self.rows or self.counts or self.by_bucket)
+
+
+def add_into(mine: dict[str, int], counts: Mapping[str, int]) -> dict[str, int]:
+    """mine += counts, token by token; returns mine."""
+    if not mine:
+        mine.update(counts)  # in C
+        return mine
+    get = mine.get
+    for token, n in counts.items():
+        mine[token] = get(token, 0) + n
+    return mine
 
 
 def tokenizer_fingerprint(settings: TokenizerSettings) -> dict[str, Any]:
@@ -141,15 +175,20 @@ class Store:
 
     location: str  # for people: a path, or a URL without its password
     host: str  # the host whose ledger this writer keeps
+    buckets: BucketSettings = BucketSettings()  # the writer's [buckets]; set by open_store
 
     # -- opening (the backend is chosen by the `db` value; see open_store) ----
 
     @classmethod
     def open_writer(
-        cls, db: Path | str, settings: TokenizerSettings, host_id: str = ""
+        cls,
+        db: Path | str,
+        settings: TokenizerSettings,
+        host_id: str = "",
+        buckets: BucketSettings | None = None,
     ) -> Store:
         """The writer: locked (one per database, or per host id), migrated, settings checked."""
-        return open_store(db, settings, host_id)
+        return open_store(db, settings, host_id, buckets=buckets)
 
     @classmethod
     def open_reader(cls, db: Path | str) -> Store:
@@ -175,6 +214,26 @@ class Store:
         if diffs or stored is None:
             with self._transaction():
                 self._set_meta("tokenizer", json.dumps(fingerprint, sort_keys=True))
+        self._check_buckets()
+
+    def _check_buckets(self) -> None:
+        """Refuse other [buckets] period, time or timezone than the database's counts were
+        filed with: the old buckets would mean one thing and the new ones another."""
+        mine = self.buckets.fingerprint()
+        stored = self.meta("buckets")
+        old = json.loads(stored) if stored else None
+        if old is not None and old != mine and (self.has_data() or self.total_tokens()):
+            diffs = ", ".join(
+                f"buckets.{k}: {old.get(k)!r} in the database, {v!r} now"
+                for k, v in mine.items() if old.get(k) != v
+            )  # fmt: skip
+            raise StoreError(
+                f"{self.location} filed its counts by time with other settings ({diffs}); "
+                "use a new database, or the settings it was made with"
+            )
+        if old != mine:
+            with self._transaction():
+                self._set_meta("buckets", json.dumps(mine, sort_keys=True))
 
     # -- the writer --------------------------------------------------------
 
@@ -190,18 +249,31 @@ class Store:
         after a failure is first looked for: if the connection died after
         the server committed it but before we heard so, it is not added twice.
         """
-        counts, rows = merge.counts, merge.rows
+        rows = merge.rows
         if merge.tried:
             with self._transaction():
                 if self._last_merge_id() == merge.id:
                     return
         merge.tried = True
-        now = utc_now()
+        seconds = now_utc()
+        now = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+        counts = merge.totals()
+        b = self.buckets
+        by_bucket: dict[int, dict[str, int]] = {}
+        if b.enabled:
+            current = bucket_start(seconds, b.period, b.timezone)
+            by_bucket = merge.buckets(current)
+            rows = [r._replace(bucket=current) if r.bucket is None and r.tokens else r
+                    for r in rows]  # fmt: skip
         failpoints.hit("merge-begin")
         with self._transaction():
             self._insert_ledger(rows, itertools.repeat(now))
             self._add_total(sum(counts.values()), now, merge.id)
             self._add_counts(counts)
+            for bucket in sorted(by_bucket):  # after the totals: one lock order for every writer
+                self._add_bucket(bucket, by_bucket[bucket])
+            if b.enabled and b.keep_seconds:
+                self._drop_buckets(bucket_start(seconds - b.keep_seconds, b.period, b.timezone))
             failpoints.hit("merge-after-upsert")
             failpoints.hit("merge-before-commit")
         failpoints.hit("merge-after-commit")
@@ -242,7 +314,18 @@ class Store:
             for chunk in _chunks(source.counts()):
                 self._add_counts(dict(chunk))
                 copied["distinct_tokens"] += len(chunk)
+            self._copy_buckets(source)
         return copied
+
+    def _copy_buckets(self, source: Store) -> None:
+        """The source's buckets, and the settings they were filed with, if it has any."""
+        settings = source.meta("buckets")
+        if settings is None:
+            return
+        self._set_meta("buckets", settings)
+        for bucket, group in itertools.groupby(source.bucket_rows(None, 0, None), lambda r: r[0]):
+            for chunk in _chunks(group):
+                self._add_bucket(bucket, {token: n for _, token, n in chunk})
 
     # -- queries -----------------------------------------------------------
 
@@ -389,27 +472,62 @@ class Store:
         """Publish what the daemon is doing, for `streamcount status`."""
         raise NotImplementedError
 
+    # -- time buckets (see timebuckets.py and windows.py) -------------------
+
+    def _add_bucket(self, bucket: int, counts: dict[str, int]) -> None:
+        """The additive upsert of `counts` into one bucket, in token order, and of
+        their sum into that bucket's total."""
+        raise NotImplementedError
+
+    def _drop_buckets(self, before: int) -> None:
+        """Delete the buckets that start before `before` (`keep`); the totals stay."""
+        raise NotImplementedError
+
+    def bucket_totals(self, first: int, end: int | None) -> list[tuple[int, int]]:
+        """(bucket, tokens) of the buckets starting in [first, end), in time order."""
+        raise NotImplementedError
+
+    def window_counts(
+        self, first: int, end: int | None, at_least: int = 1, limit: int | None = None
+    ) -> list[tuple[str, int]]:
+        """(token, summed count) over the buckets in [first, end), sums >= at_least,
+        largest first (ties by token), at most `limit`."""
+        raise NotImplementedError
+
+    def counts_in(self, tokens: list[str], first: int, end: int | None) -> dict[str, int]:
+        """token -> summed count over the buckets in [first, end) (absent: 0)."""
+        raise NotImplementedError
+
+    def bucket_rows(
+        self, tokens: list[str] | None, first: int, end: int | None
+    ) -> Iterator[tuple[int, str, int]]:
+        """(bucket, token, count) in [first, end) (of `tokens`, or all), by bucket then token."""
+        raise NotImplementedError
+
 
 def open_store(
     db: Path | str,
     settings: TokenizerSettings | None = None,
     host_id: str = "",
     writer: bool | None = None,
+    buckets: BucketSettings | None = None,
 ) -> Store:
     """The store for `db`: a path (SQLite) or a postgresql:// URL.
 
     With `settings`, the writer (locked, migrated, its tokenizer settings
-    checked) keeping the ledger of `host_id`; without, a reader, or with
+    checked) keeping the ledger of `host_id` and filing counts by time as `buckets`
+    says (a change of them refused, see _check_buckets); without, a reader, or with
     `writer=True` a writer whose caller checks the settings (`copy_from`).
     """
     writer = settings is not None if writer is None else writer
+    buckets = buckets or BucketSettings()
     if isinstance(db, str) and is_url(db):
         from .postgres import PostgresStore
 
-        return PostgresStore.connect(db, settings, host_id, writer)
+        return PostgresStore.connect(db, settings, host_id, writer, buckets)
     from .sqlite import SqliteStore
 
-    return SqliteStore.connect(Path(db), settings, host_id, writer)
+    return SqliteStore.connect(Path(db), settings, host_id, writer, buckets)
 
 
 def copy_store(source: Path | str, target: Path | str, host_id: str, add: bool) -> dict[str, int]:

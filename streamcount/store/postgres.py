@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..config import TokenizerSettings
 from ..identity import FileId
+from ..timebuckets import BucketSettings
 from ..work import COUNTED
 from ..writerlock import LockError
 from . import TOP_MIN, LedgerRow, MergeRefused, Store, StoreError, StoreUnavailable
@@ -46,6 +47,11 @@ SCHEMA_LOCK = 0x5C0_0000_0001  # a transaction-level advisory lock: one migratio
 UPSERT = (
     "INSERT INTO counts (token, count) SELECT * FROM unnest(%s::text[], %s::bigint[]) "
     "ON CONFLICT (token) DO UPDATE SET count = counts.count + EXCLUDED.count"
+)
+ADD_BUCKET = (
+    "INSERT INTO buckets (bucket, token, count) "
+    "SELECT %s, * FROM unnest(%s::text[], %s::bigint[]) "
+    "ON CONFLICT (bucket, token) DO UPDATE SET count = buckets.count + EXCLUDED.count"
 )
 
 # Each entry brings the schema from version i to i + 1 (meta.schema_version).
@@ -83,6 +89,17 @@ MIGRATIONS = (
     CREATE UNIQUE INDEX files_counted_once
         ON files (host, dev, inode, size, mtime_ns, fingerprint)
         WHERE status = 'counted' AND fingerprint <> '';
+    """,
+    # Time buckets, as in store/sqlite.py: counts per bucket start (Unix
+    # seconds) beside the totals, their sums, and each ledger row's bucket.
+    """
+    CREATE TABLE buckets (
+        bucket bigint NOT NULL, token text COLLATE "C" NOT NULL, count bigint NOT NULL,
+        PRIMARY KEY (bucket, token)
+    );
+    CREATE INDEX buckets_token ON buckets (token, bucket);
+    CREATE TABLE bucket_totals (bucket bigint PRIMARY KEY, tokens bigint NOT NULL);
+    ALTER TABLE files ADD COLUMN bucket bigint;
     """,
 )
 
@@ -127,10 +144,16 @@ class PostgresStore(Store):
 
     @classmethod
     def connect(
-        cls, url: str, settings: TokenizerSettings | None, host_id: str = "", writer: bool = True
+        cls,
+        url: str,
+        settings: TokenizerSettings | None,
+        host_id: str = "",
+        writer: bool = True,
+        buckets: BucketSettings | None = None,
     ) -> PostgresStore:
         _require_psycopg()
         store = cls(url, host_id, writer)
+        store.buckets = buckets or BucketSettings()
         try:
             if not writer:
                 if not store._has_schema():
@@ -249,10 +272,10 @@ class PostgresStore(Store):
         with self.conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO files (host, path, raw_path, dev, inode, size, mtime_ns, "
-                "fingerprint, tokens, status, reason, encoding, counted_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "fingerprint, tokens, status, reason, encoding, counted_at, bucket) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
-                    (self.host, *_path_values(r.path), *r.file, *r[2:], at)
+                    (self.host, *_path_values(r.path), *r.file, *r[2:6], at, r.bucket)
                     for r, at in zip(rows, times, strict=False)  # times: maybe one, repeated
                 ],
             )
@@ -302,15 +325,71 @@ class PostgresStore(Store):
         with self.conn.cursor() as cur:
             cur.execute(
                 "SELECT path, raw_path, dev, inode, size, mtime_ns, fingerprint, tokens, "
-                "status, reason, encoding, counted_at FROM files ORDER BY id"
+                "status, reason, encoding, bucket, counted_at FROM files ORDER BY id"
             )
             for r in cur:
                 path = r[0] if r[1] is None else os.fsdecode(r[1])
-                yield LedgerRow(path, FileId._make(r[2:7]), *r[7:11]), r[11]
+                yield LedgerRow(path, FileId._make(r[2:7]), *r[7:12]), r[12]
 
     def counts(self) -> Iterator[tuple[str, int]]:
         with self.conn.cursor() as cur:
             yield from cur.execute("SELECT token, count FROM counts ORDER BY token")
+
+    # -- time buckets --------------------------------------------------------
+
+    def _add_bucket(self, bucket: int, counts: dict[str, int]) -> None:
+        if not counts:
+            return
+        tokens = sorted(counts)  # code point order: every writer locks rows in one order
+        self.conn.execute(
+            ADD_BUCKET, (bucket, tokens, list(map(counts.__getitem__, tokens)))
+        )
+        self.conn.execute(
+            "INSERT INTO bucket_totals (bucket, tokens) VALUES (%s, %s) ON CONFLICT (bucket) "
+            "DO UPDATE SET tokens = bucket_totals.tokens + EXCLUDED.tokens",
+            (bucket, sum(counts.values())),
+        )
+
+    def _drop_buckets(self, before: int) -> None:
+        self.conn.execute("DELETE FROM buckets WHERE bucket < %s", (before,))
+        self.conn.execute("DELETE FROM bucket_totals WHERE bucket < %s", (before,))
+
+    def bucket_totals(self, first: int, end: int | None) -> list[tuple[int, int]]:
+        return self.conn.execute(
+            "SELECT bucket, tokens FROM bucket_totals WHERE bucket >= %s "
+            "AND (%s::bigint IS NULL OR bucket < %s) ORDER BY bucket",
+            (first, end, end),
+        ).fetchall()
+
+    def window_counts(
+        self, first: int, end: int | None, at_least: int = 1, limit: int | None = None
+    ) -> list[tuple[str, int]]:
+        return self.conn.execute(
+            "SELECT token, sum(count)::bigint AS n FROM buckets WHERE bucket >= %s "
+            "AND (%s::bigint IS NULL OR bucket < %s) GROUP BY token HAVING sum(count) >= %s "
+            "ORDER BY n DESC, token LIMIT %s",
+            (first, end, end, at_least, limit),
+        ).fetchall()
+
+    def counts_in(self, tokens: list[str], first: int, end: int | None) -> dict[str, int]:
+        return dict(
+            self.conn.execute(
+                "SELECT token, sum(count)::bigint FROM buckets WHERE token = ANY(%s) "
+                "AND bucket >= %s AND (%s::bigint IS NULL OR bucket < %s) GROUP BY token",
+                (tokens, first, end, end),
+            )
+        )
+
+    def bucket_rows(
+        self, tokens: list[str] | None, first: int, end: int | None
+    ) -> Iterator[tuple[int, str, int]]:
+        with self.conn.cursor() as cur:
+            yield from cur.execute(
+                "SELECT bucket, token, count FROM buckets WHERE "
+                "(%s::text[] IS NULL OR token = ANY(%s)) AND bucket >= %s "
+                "AND (%s::bigint IS NULL OR bucket < %s) ORDER BY bucket, token",
+                (tokens, tokens, first, end, end),
+            )
 
     def write_status(self, status: dict[str, Any]) -> None:
         """This host's row of `hosts`. While the server is away this tries to

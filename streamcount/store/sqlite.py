@@ -18,6 +18,7 @@ from ..config import TokenizerSettings
 from ..identity import FileId
 from ..readonly import connect as readonly_connect
 from ..statusfile import read_status, write_status
+from ..timebuckets import BucketSettings
 from ..work import COUNTED
 from ..writerlock import WriterLock, lock_holder
 from . import TOP_MIN, LedgerRow, MergeRefused, Store, StoreError, StoreUnavailable
@@ -25,6 +26,7 @@ from . import TOP_MIN, LedgerRow, MergeRefused, Store, StoreError, StoreUnavaila
 BUSY_TIMEOUT_MS = 30_000
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
 ADD_COUNT = "ON CONFLICT(token) DO UPDATE SET count = count + excluded.count"  # the upsert
+ADD_BUCKET = "ON CONFLICT(bucket, token) DO UPDATE SET count = count + excluded.count"
 # A merge that fails with these is refused for what it holds, not for the
 # state of the database: waiting and retrying cannot help.
 DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
@@ -87,6 +89,19 @@ MIGRATIONS = (
     # it ('' before). A SQLite file has one writer at a time, so its ledger
     # is every row, whatever the host; `copy` files '' under its own host.
     "ALTER TABLE files ADD COLUMN host TEXT NOT NULL DEFAULT ''",
+    # Time buckets (timebuckets.py): counts per bucket start beside the totals,
+    # written by the same merge; (token, bucket) for `trend`, the key for
+    # windows. bucket_totals makes a window's share one small read. A ledger
+    # row records the bucket its counts went to, so they can be taken out again.
+    """
+    CREATE TABLE buckets (
+        bucket INTEGER NOT NULL, token TEXT NOT NULL, count INTEGER NOT NULL,
+        PRIMARY KEY (bucket, token)
+    ) WITHOUT ROWID;
+    CREATE INDEX buckets_token ON buckets(token, bucket);
+    CREATE TABLE bucket_totals (bucket INTEGER PRIMARY KEY, tokens INTEGER NOT NULL);
+    ALTER TABLE files ADD COLUMN bucket INTEGER;
+    """,
 )
 
 
@@ -116,7 +131,12 @@ class SqliteStore(Store):
 
     @classmethod
     def connect(
-        cls, path: Path, settings: TokenizerSettings | None, host_id: str = "", writer: bool = True
+        cls,
+        path: Path,
+        settings: TokenizerSettings | None,
+        host_id: str = "",
+        writer: bool = True,
+        buckets: BucketSettings | None = None,
     ) -> SqliteStore:
         if not writer:
             store = cls(_connect(path, readonly=True), path)
@@ -136,6 +156,7 @@ class SqliteStore(Store):
             lock.release()
             raise
         store.lock = lock
+        store.buckets = buckets or BucketSettings()
         try:
             store.conn.execute("PRAGMA journal_mode = WAL")
             store.conn.execute("PRAGMA synchronous = NORMAL")
@@ -193,10 +214,10 @@ class SqliteStore(Store):
     def _insert_ledger(self, rows: list[LedgerRow], times: Iterable[str]) -> None:
         self.conn.executemany(
             "INSERT INTO files (path, dev, inode, size, mtime_ns, fingerprint, tokens, "
-            "status, reason, encoding, counted_at, host) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "status, reason, encoding, counted_at, host, bucket) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (path_value(r.path), *r.file, *r[2:], at, self.host)
+                (path_value(r.path), *r.file, *r[2:6], at, self.host, r.bucket)
                 for r, at in zip(rows, times, strict=False)  # times: maybe one, repeated
             ],
         )
@@ -256,16 +277,83 @@ class SqliteStore(Store):
     def ledger_rows(self) -> Iterator[tuple[LedgerRow, str]]:
         rows = self.conn.execute(
             "SELECT path, dev, inode, size, mtime_ns, fingerprint, tokens, status, reason, "
-            "encoding, counted_at FROM files ORDER BY id"
+            "encoding, bucket, counted_at FROM files ORDER BY id"
         )
         for r in rows:
-            yield LedgerRow(path_from_value(r[0]), FileId._make(r[1:6]), *r[6:10]), r[10]
+            yield LedgerRow(path_from_value(r[0]), FileId._make(r[1:6]), *r[6:11]), r[11]
 
     def counts(self) -> Iterator[tuple[str, int]]:
         return iter(self.conn.execute("SELECT token, count FROM counts ORDER BY token"))
 
     def write_status(self, status: dict[str, Any]) -> None:
         write_status(self.path, status)
+
+    # -- time buckets --------------------------------------------------------
+
+    def _add_bucket(self, bucket: int, counts: dict[str, int]) -> None:
+        # as _add_counts: one JSON object, sorted by SQLite; rare U+0000 row by row
+        payload = json.dumps(counts, ensure_ascii=False)
+        if "\\u0000" not in payload:
+            self.conn.execute(
+                "INSERT INTO buckets (bucket, token, count) SELECT ?, key, value "
+                f"FROM json_each(?) WHERE true ORDER BY key {ADD_BUCKET}",
+                (bucket, payload),
+            )
+        else:
+            self.conn.executemany(
+                f"INSERT INTO buckets (bucket, token, count) VALUES (?, ?, ?) {ADD_BUCKET}",
+                [(bucket, t, counts[t]) for t in sorted(counts)],
+            )
+        self.conn.execute(
+            "INSERT INTO bucket_totals (bucket, tokens) VALUES (?, ?) "
+            "ON CONFLICT(bucket) DO UPDATE SET tokens = tokens + excluded.tokens",
+            (bucket, sum(counts.values())),
+        )
+
+    def _drop_buckets(self, before: int) -> None:
+        self.conn.execute("DELETE FROM buckets WHERE bucket < ?", (before,))
+        self.conn.execute("DELETE FROM bucket_totals WHERE bucket < ?", (before,))
+
+    def bucket_totals(self, first: int, end: int | None) -> list[tuple[int, int]]:
+        return self.conn.execute(
+            "SELECT bucket, tokens FROM bucket_totals WHERE bucket >= ? AND bucket < ? "
+            "ORDER BY bucket",
+            (first, _end(end)),
+        ).fetchall()
+
+    def window_counts(
+        self, first: int, end: int | None, at_least: int = 1, limit: int | None = None
+    ) -> list[tuple[str, int]]:
+        return self.conn.execute(
+            "SELECT token, SUM(count) AS n FROM buckets WHERE bucket >= ? AND bucket < ? "
+            "GROUP BY token HAVING n >= ? ORDER BY n DESC, token LIMIT ?",
+            (first, _end(end), at_least, -1 if limit is None else limit),
+        ).fetchall()
+
+    def counts_in(self, tokens: list[str], first: int, end: int | None) -> dict[str, int]:
+        return dict(
+            self.conn.execute(
+                "SELECT token, SUM(count) FROM buckets WHERE token IN "
+                "(SELECT value FROM json_each(?)) AND bucket >= ? AND bucket < ? GROUP BY token",
+                (json.dumps(tokens), first, _end(end)),
+            )
+        )
+
+    def bucket_rows(
+        self, tokens: list[str] | None, first: int, end: int | None
+    ) -> Iterator[tuple[int, str, int]]:
+        if tokens is None:
+            return iter(self.conn.execute(
+                "SELECT bucket, token, count FROM buckets WHERE bucket >= ? AND bucket < ? "
+                "ORDER BY bucket, token",
+                (first, _end(end)),
+            ))  # fmt: skip
+        return iter(self.conn.execute(
+            "SELECT bucket, token, count FROM buckets WHERE token IN "
+            "(SELECT value FROM json_each(?)) AND bucket >= ? AND bucket < ? "
+            "ORDER BY bucket, token",
+            (json.dumps(tokens), first, _end(end)),
+        ))  # fmt: skip
 
     # -- queries -----------------------------------------------------------
 
@@ -308,6 +396,10 @@ class SqliteStore(Store):
         sql += " ORDER BY id" + (" LIMIT ?" if limit is not None else "")
         args = [v for _, v in where] + ([limit] if limit is not None else [])
         return [(display_path(r[0]), *r[1:]) for r in self.conn.execute(sql, args)]
+
+
+def _end(end: int | None) -> int:
+    return (1 << 62) if end is None else end
 
 
 def statuses(path: Path) -> list[dict[str, Any]]:
