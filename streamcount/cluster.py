@@ -25,7 +25,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from . import __version__
+from . import __version__, failpoints
 from .config import TokenizerSettings
 from .tokens import Loaded, Tokenizer, count_pieces
 from .work import Task, TaskResult
@@ -131,6 +131,7 @@ def count_remote(
             f"worker {socket.gethostname()} has no tokenizer {fingerprint} (it has: {have}); "
             "its jieba version or the settings differ from the daemon's"
         )
+    failpoints.fail("cluster-task", [p.file.path for p in task.pieces])  # a task that raises
     return count_pieces(tokenizer, task.id, task.pieces, loaded)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from . import __version__
 from .config import Config, ConfigError
+from .textbounds import MAX_LINE_BYTES
 from .tokens import count_task, init_worker, load_piece
 from .work import Task, TaskResult
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_SECONDS = (1, 2, 5, 10, 30)  # back-off while the scheduler cannot be reached
 CONNECT_TIMEOUT = 3.0  # seconds one connection attempt may block the daemon's loop
-CHUNK_SLACK = 1 << 20  # a chunk is read up to the next line end past its nominal end
+SLOTS_SECONDS = 5.0  # how often the cluster's thread count is asked again
 
 
 class Unavailable(Exception):
@@ -131,7 +132,9 @@ class DaskCluster:
         self._failures = 0
         self._retry_at = 0.0
         self._slots = 1
+        self._slots_at = 0.0
         self._fallback: LocalPool | None = None
+        self._sent: set[Future[TaskResult]] = set()  # futures of this client, not done
         self._connect()
         if self._client is None and config.cluster_fallback != "local":
             log.warning("starting anyway; tasks wait for the scheduler")
@@ -151,6 +154,7 @@ class DaskCluster:
         try:
             client.register_plugin(TokenizerPlugin(self.spec), name=PLUGIN_NAME)
             self._slots = max(1, sum(client.nthreads().values()))
+            self._slots_at = time.monotonic()
         except Exception as exc:  # the scheduler went away again, or a worker failed setup
             client.close(timeout=1)
             self._down(f"the scheduler {self.address} took no tokenizer: {exc}")
@@ -174,9 +178,22 @@ class DaskCluster:
 
     def _drop_client(self, problem: str) -> None:
         client, self._client, self._executor = self._client, None, None
+        # A future whose result was being fetched when the connection broke may
+        # never be told (Dask logs the error and leaves it pending): cancel them
+        # all, so the pipeline gives their tasks back to the backlog.
+        for future in list(self._sent):
+            if future.cancel():
+                future.set_running_or_notify_cancel()
         if client is not None:
-            with contextlib.suppress(Exception):  # already closed, or its loop is gone
-                client.close(timeout=1)
+            # Closing cancels the client's own reconnect loop, which logs that as an
+            # error with a traceback; our one line (below) says it instead.
+            quiet = logging.getLogger("distributed.client")
+            level, quiet.level = quiet.level, logging.CRITICAL
+            try:
+                with contextlib.suppress(Exception):  # already closed, or its loop is gone
+                    client.close(timeout=1)
+            finally:
+                quiet.level = level
         self._down(problem)
 
     def ready(self) -> bool:
@@ -196,13 +213,21 @@ class DaskCluster:
     # -- tasks ----------------------------------------------------------------
 
     def slots(self) -> int:
+        """Tasks to keep in flight per worker thread: the cluster's threads (asked
+        again every SLOTS_SECONDS: workers come and go), or the fallback's."""
         if self._client is None and self._fallback is not None:
             return self._fallback.slots()
+        if self._client is not None and time.monotonic() >= self._slots_at + SLOTS_SECONDS:
+            self._slots_at = time.monotonic()
+            try:
+                self._slots = max(1, sum(self._client.nthreads().values()))
+            except Exception as exc:  # the scheduler is going: ready() will see it
+                log.debug("cannot ask the scheduler for its threads: %s", exc)
         return self._slots
 
     def _task_bound(self) -> int:
         """The most bytes one task can carry (a batch, or a chunk and its last line)."""
-        return max(self.config.batch_max_bytes, self.config.chunk_bytes + CHUNK_SLACK)
+        return max(self.config.batch_max_bytes, self.config.chunk_bytes + MAX_LINE_BYTES)
 
     def has_room(self) -> bool:
         """Another task of any size fits under the bound (one always may, alone)."""
@@ -233,8 +258,13 @@ class DaskCluster:
             self._drop_client(f"cannot send to the scheduler {self.address}: {exc}")
             raise Unavailable(self.problem) from exc
         self._add_bytes(size)
-        future.add_done_callback(lambda _: self._add_bytes(-size))
+        self._sent.add(future)
+        future.add_done_callback(lambda f: self._done(f, size))
         return future
+
+    def _done(self, future: Future[TaskResult], size: int) -> None:
+        self._sent.discard(future)
+        self._add_bytes(-size)
 
     def _add_bytes(self, n: int) -> None:
         with self._lock:
