@@ -38,6 +38,7 @@ STATUS_SECONDS = 2.0  # how often STATUS and the status file are refreshed
 # shape the totals, and the pool is sized once.
 FIXED_WHILE_RUNNING = ("db", "host_id", "tokenizer", "workers", "metrics_port", "metrics_address")
 FIXED_WHILE_RUNNING += ("cluster_scheduler", "cluster_shared_filesystem", "cluster_fallback")
+FIXED_WHILE_RUNNING += ("cluster_max_bytes_in_flight",)
 
 
 class DaemonError(ConfigError):

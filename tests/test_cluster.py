@@ -23,7 +23,14 @@ from streamcount.ingest import ingest
 from streamcount.statusfile import read_status
 from streamcount.work import Piece, Task
 
-from .helpers import db_counts, db_ledger, reference_counts, skip_or_fail, wait_until
+from .helpers import (
+    db_counts,
+    db_ledger,
+    make_text,
+    reference_counts,
+    skip_or_fail,
+    wait_until,
+)
 
 try:
     import distributed
@@ -33,10 +40,14 @@ except ImportError:  # the tests that need it skip (fail in CI)
 MiB = 1 << 20
 
 
-@pytest.fixture(scope="module")
-def cluster():
+def _need_distributed() -> None:
     if distributed is None:
         skip_or_fail("distributed is not installed (pip install 'streamcount[cluster]')")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    _need_distributed()
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
@@ -157,8 +168,7 @@ class _Scheduler:
 
 @pytest.fixture
 def scheduler(tmp_path):
-    if distributed is None:
-        skip_or_fail("distributed is not installed (pip install 'streamcount[cluster]')")
+    _need_distributed()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -217,10 +227,7 @@ def test_missing_distributed_is_one_clear_line(tmp_path):
 def test_a_task_that_raises_on_a_worker_fails_only_its_file(tmp_path, rng):
     """The task raises as a whole on the worker: its batch is retried file by file,
     the guilty file is failed with the reason, the others counted exactly once."""
-    if distributed is None:
-        skip_or_fail("distributed is not installed (pip install 'streamcount[cluster]')")
-    from .helpers import make_text
-
+    _need_distributed()
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     good = [make_text(rng) for _ in range(6)]
@@ -237,3 +244,22 @@ def test_a_task_that_raises_on_a_worker_fails_only_its_file(tmp_path, rng):
     assert db_counts(config.db) == reference_counts(good)
     ledger = db_ledger(config.db)
     assert ledger[str(inbox / "bad.txt")] == "failed"
+
+
+def test_scheduler_unreachable_with_fallback_local_counts_on_the_local_pool(tmp_path, rng):
+    _need_distributed()
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    texts = [make_text(rng) for _ in range(8)]
+    for i, text in enumerate(texts):
+        (inbox / f"{i}.txt").write_text(text)
+    config = Config(
+        db=tmp_path / "db.sqlite", workers=1, cluster_scheduler=f"tcp://127.0.0.1:{port}",
+        cluster_fallback="local",
+    )  # fmt: skip
+    summary = ingest(config, [inbox])
+    assert summary.by_status == {"counted": 8}
+    assert db_counts(config.db) == reference_counts(texts)
