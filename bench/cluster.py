@@ -67,7 +67,7 @@ def main() -> None:
     print(f"{platform.python_version()}, {os.cpu_count()} cores; corpus ×{args.copies}, "
           f"{args.workers} workers")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp, distributed.LocalCluster(
-        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         root = Path(tmp)
         write_files(articles(copies=args.copies), root / "files")

@@ -130,6 +130,7 @@ class DaskCluster:
         self._client: Any = None
         self._executor: Any = None
         self._failures = 0
+        self._refusals = 0  # tasks refused by a worker since the last one counted
         self._retry_at = 0.0
         self._slots = 1
         self._slots_at = 0.0
@@ -169,7 +170,10 @@ class DaskCluster:
         self.problem = None
 
     def _down(self, problem: str) -> None:
-        delay = RECONNECT_SECONDS[min(self._failures, len(RECONNECT_SECONDS) - 1)]
+        # A worker that refuses every task (another version) must not make the
+        # daemon reconnect every second: refusals keep the back-off growing.
+        tries = self._failures + self._refusals
+        delay = RECONNECT_SECONDS[min(tries, len(RECONNECT_SECONDS) - 1)]
         if self._failures == 0:
             log.error("%s; keeping the backlog and retrying with back-off", problem)
         self._failures += 1
@@ -265,6 +269,8 @@ class DaskCluster:
     def _done(self, future: Future[TaskResult], size: int) -> None:
         self._sent.discard(future)
         self._add_bytes(-size)
+        if not future.cancelled() and future.exception() is None:
+            self._refusals = 0
 
     def _add_bytes(self, n: int) -> None:
         with self._lock:
@@ -279,6 +285,7 @@ class DaskCluster:
             problem = f"tasks cancelled by Dask (lost the scheduler {self.address}?)"
         elif isinstance(exc, WorkerRefused):
             problem = f"a worker refused a task: {exc}"
+            self._refusals += 1
         elif isinstance(exc, OSError | TimeoutError):
             problem = f"{type(exc).__name__}: {exc}"
         else:

@@ -49,7 +49,7 @@ def _need_distributed() -> None:
 def cluster():
     _need_distributed()
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         yield cluster
 
@@ -236,7 +236,7 @@ def test_a_task_that_raises_on_a_worker_fails_only_its_file(tmp_path, rng):
     (inbox / "bad.txt").write_text(make_text(rng))
     env = {"STREAMCOUNT_FAILPOINTS": "cluster-task=bad.txt"}
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, env=env
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0", env=env
     ) as cluster:
         config = Config(db=tmp_path / "db.sqlite", cluster_scheduler=cluster.scheduler_address)
         summary = ingest(config, [inbox])
