@@ -56,6 +56,10 @@ DbOpt = Annotated[
 WorkersOpt = Annotated[
     int | None, typer.Option("--workers", min=1, help="worker processes (default: CPUs)")
 ]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="a Dask scheduler, tcp://host:8786 (default: local pool)"),
+]
 SQL = Bounds()  # the defaults of `streamcount sql`
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="print CSV")]
@@ -106,6 +110,7 @@ def run(
     ] = None,
     db: DbOpt = None,
     workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Run the daemon in the foreground: watch folders, count files as they complete.
 
@@ -116,6 +121,7 @@ def run(
         return load_config(config).override(
             db=_db(db),
             workers=workers,
+            cluster_scheduler=scheduler,
             watch=watch_dirs_from_flags(watch) if watch else None,
         )
 
@@ -133,6 +139,7 @@ def ingest(
     config: ConfigOpt = None,
     db: DbOpt = None,
     workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     encoding: Annotated[str, typer.Option(help="auto, or a codec name")] = "auto",
     decode_errors: Annotated[
         DecodeErrors | None,
@@ -146,7 +153,9 @@ def ingest(
     from .ingest import ingest as ingest_files
 
     errors = decode_errors.value if decode_errors else None
-    cfg = _config(config, db, workers=workers, decode_errors=errors)
+    cfg = _config(
+        config, db, workers=workers, decode_errors=errors, cluster_scheduler=scheduler
+    )
     setup_logging("WARNING")
     with _clean_errors(), _progress_bar() as bar:
         summary = ingest_files(cfg, paths, encoding, on_start=bar.start, on_progress=bar.advance)
@@ -162,6 +171,25 @@ def ingest(
     )
     if summary.interrupted:
         raise typer.Exit(130)
+
+
+@app.command()
+def worker(
+    scheduler: Annotated[str, typer.Argument(help="the Dask scheduler, tcp://host:8786")],
+    nworkers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+) -> None:
+    """Run Dask worker processes with streamcount ready (one thread each: jieba holds
+    the GIL); `dask worker SCHEDULER --preload streamcount.cluster` does the same."""
+    import os
+    import sys
+
+    with _clean_errors():
+        from .executors import require_distributed
+
+        require_distributed()  # the one-line error when it is missing
+    args = [sys.executable, "-m", "distributed.cli.dask_worker", scheduler, "--nthreads", "1"]
+    args += ["--nworkers", str(nworkers), "--preload", "streamcount.cluster"]
+    os.execv(sys.executable, args)
 
 
 class _Bar:

@@ -77,6 +77,11 @@ class Config:
     sql_max_timeout: float = 300.0
     sql_max_memory_mb: int = 2048
     sql_max_rows: int = 1_000_000
+    # [cluster]: tokenize on a Dask cluster instead of the local pool (docs/scale-out.md).
+    cluster_scheduler: str = ""  # "tcp://host:8786"; "": the local process pool
+    cluster_shared_filesystem: bool = False  # workers read the paths themselves
+    cluster_max_bytes_in_flight: int = 256 * 1024 * 1024  # file bytes sent, not yet back
+    cluster_fallback: str = "none"  # "local": count locally while the scheduler is away
 
     def override(self, **changes: Any) -> Config:
         """Return a copy with the given fields replaced; None means keep."""
@@ -189,6 +194,12 @@ _SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "timezone": (str, _problem_of(zone)),
         "keep": (str, _problem_of(parse_duration)),
     },
+    "cluster": {
+        "scheduler": (str, None),
+        "shared_filesystem": (bool, None),
+        "max_bytes_in_flight": (int, _positive(int)),
+        "fallback": (str, _one_of("none", "local")),
+    },
     "sql": {
         "max_timeout": (float, _finite_positive),
         "max_memory_mb": (int, _positive(int)),
@@ -287,6 +298,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         buckets=_buckets(values["buckets"]),
         **values["batching"],
         **{f"sql_{key}": value for key, value in values["sql"].items()},
+        **{f"cluster_{key}": value for key, value in values["cluster"].items()},
     )
 
 

@@ -37,6 +37,8 @@ STATUS_SECONDS = 2.0  # how often STATUS and the status file are refreshed
 # Settings a SIGHUP cannot change: the database, the host id and the tokenizer
 # shape the totals, and the pool is sized once.
 FIXED_WHILE_RUNNING = ("db", "host_id", "tokenizer", "workers", "metrics_port", "metrics_address")
+FIXED_WHILE_RUNNING += ("cluster_scheduler", "cluster_shared_filesystem", "cluster_fallback")
+FIXED_WHILE_RUNNING += ("cluster_max_bytes_in_flight",)
 
 
 class DaemonError(ConfigError):
@@ -190,6 +192,7 @@ class Daemon:
             "files_per_second": round(rate, 2),
             "last_merge": self.last_merge,
             "writer_problem": self.pipeline.writer_problem,
+            **self.pipeline.executor_status(),
         }
         try:
             self.pipeline.store.write_status(status)

@@ -44,6 +44,10 @@ class Metrics:
         self.writer_failing = Gauge(
             "streamcount_writer_failing", "1 while the database cannot take merges", registry=r
         )
+        self.bytes_in_flight = Gauge(
+            "streamcount_bytes_in_flight", "File bytes sent to a Dask cluster, not back yet",
+            registry=r,
+        )  # fmt: skip
         for status in ("counted", "skipped", "failed"):
             self.files.labels(status)  # exported as 0 before the first file
         self._server: Any = None
@@ -67,6 +71,7 @@ class Metrics:
         self.in_flight.set(pipeline.inflight)
         self.workers.set(len(multiprocessing.active_children()))
         self.writer_failing.set(int(pipeline.writer_failing))
+        self.bytes_in_flight.set(int(pipeline.executor_status().get("bytes_in_flight", 0)))
 
     def close(self) -> None:
         if self._server is not None:

@@ -10,12 +10,10 @@ only compute.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,10 +22,10 @@ from . import engines, failpoints
 from .batcher import Batcher
 from .config import Config
 from .decoding import ASCII, bom_encoding, is_wide, replaced_reason
+from .executors import Unavailable, make_executor
 from .identity import FileId
 from .store import LedgerRow, Merge, MergeRefused, Store, StoreUnavailable, open_store
 from .timebuckets import mtime_bucket
-from .tokens import count_task, init_worker
 from .work import CHANGED, COUNTED, FAILED, LINKED, VANISHED, FileRef, PieceResult, Task, TaskResult
 
 log = logging.getLogger(__name__)
@@ -107,7 +105,8 @@ class Pipeline:
             config.batch_max_files, config.batch_max_bytes,
             config.batch_max_wait, config.chunk_bytes, self.bucket_of,
         )  # fmt: skip
-        self._pool = self._new_pool()
+        self._pool = make_executor(config)
+        self._waiting: deque[Task] = deque()  # tasks the executor lost, sent again first
         self._generation = 0  # which pool a task was sent to; bumped on restart
         self._inflight: dict[Future[TaskResult], tuple[Task, int, float]] = {}
         self._attempts: Counter[int] = Counter()
@@ -125,23 +124,6 @@ class Pipeline:
         self._merge_failures = 0
         self._retry_at = 0.0
         self._next_merge = time.monotonic() + merge_interval
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        # spawn, not fork: the daemon runs threads (watchdog), and forking a
-        # process that runs threads can deadlock the child. Not forkserver
-        # either: its workers are the server's children and hold its liveness
-        # pipe open, so neither it nor they notice when the daemon is killed;
-        # spawned workers are the daemon's own and die with it (PDEATHSIG).
-        pool = ProcessPoolExecutor(
-            max_workers=self.config.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker,
-            initargs=(self.config.tokenizer, os.getpid()),
-        )
-        # Start every worker now (they load jieba, ~1 s), not on the first file.
-        for _ in range(self.config.workers):
-            pool.submit(os.getpid)
-        return pool
 
     def reconfigure(self, config: Config) -> None:
         """Take new batching limits (SIGHUP); the pool and tokenizer stay as they are."""
@@ -165,8 +147,12 @@ class Pipeline:
     def busy(self) -> bool:
         return bool(
             len(self.batcher) or self._inflight or self._pending or self._held
-            or self._chunked or self._suspects
+            or self._chunked or self._suspects or self._waiting
         )  # fmt: skip
+
+    def executor_status(self) -> dict[str, object]:
+        """Where tasks run, and (on a cluster) the bytes sent and not yet back."""
+        return self._pool.status()
 
     def add(self, ref: FileRef, now: float) -> None:
         chunkable = ref.size <= self.config.chunk_bytes or not _wide_text(ref)
@@ -190,6 +176,8 @@ class Pipeline:
                 self._collect(future)
         elif self.writer_failing:  # backing off: don't spin
             time.sleep(max(0.0, min(timeout, self._retry_at - time.monotonic())))
+        elif self._waiting or (self.batcher and not self._pool.ready()):
+            time.sleep(timeout)  # the executor cannot take them now
         return self._merge()
 
     @property
@@ -198,28 +186,40 @@ class Pipeline:
         return self._merge_failures > 0
 
     def _submit(self, now: float, flush: bool) -> None:
-        if self.writer_failing:
-            return  # do not pile up more results in memory
+        if self.writer_failing or not self._pool.ready():
+            return  # do not pile up more results in memory; or nowhere to send
+        while self._waiting and self._pool.has_room():
+            if not self._send(self._waiting.popleft()):
+                return
+        if self._waiting:
+            return
         if self._suspects:  # after a worker died: one suspect at a time, alone
             if not self._inflight:
                 task = self._suspects.popleft()
                 self._isolated = task.id
                 self._send(task)
             return
-        while (free := TASKS_PER_WORKER * self.config.workers - len(self._inflight)) > 0:
-            task = self.batcher.take(now, flush, share=free)
-            if task is None:
+        while (free := TASKS_PER_WORKER * self._pool.slots() - len(self._inflight)) > 0:
+            if not self._pool.has_room():
                 return
-            self._send(task)
+            task = self.batcher.take(now, flush, share=free)
+            if task is None or not self._send(task):
+                return
 
-    def _send(self, task: Task) -> None:
+    def _send(self, task: Task) -> bool:
+        """Submit `task`; False if the executor cannot take it now (it waits)."""
         try:
-            future = self._pool.submit(count_task, task)
-        except BrokenProcessPool:
-            self._restart_pool(self._generation)
-            future = self._pool.submit(count_task, task)
+            try:
+                future = self._pool.submit(task)
+            except BrokenProcessPool:
+                self._restart_pool(self._generation)
+                future = self._pool.submit(task)
+        except Unavailable:
+            self._waiting.appendleft(task)
+            return False
         self._inflight[future] = (task, self._generation, time.monotonic())
         log.debug("sent task %d (%d pieces)", task.id, len(task.pieces))
+        return True
 
     def _collect(self, future: Future[TaskResult]) -> None:
         task, generation, sent_at = self._inflight.pop(future)
@@ -230,6 +230,10 @@ class Pipeline:
             self._retry(task, "worker process died")
             return
         except Exception as exc:  # raised by the task as a whole, or its result unpicklable
+            if (problem := self._pool.lost(exc)) is not None:  # not the task's doing
+                log.info("task %d goes back to the backlog: %s", task.id, problem)
+                self._waiting.append(task)
+                return
             self._retry(task, f"error while counting: {type(exc).__name__}: {exc}", broke=False)
             return
         self._task_seconds.append(time.monotonic() - sent_at)
@@ -304,8 +308,7 @@ class Pipeline:
         if broken_generation != self._generation:
             return  # that pool was already replaced
         log.warning("a worker process died; starting a new pool")
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = self._new_pool()
+        self._pool.restart()
         self._generation += 1
 
     def _assemble(self, ref: FileRef, piece: PieceResult, counts: dict[str, int]) -> None:
@@ -467,7 +470,7 @@ class Pipeline:
         return progress
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.close()
 
 
 @contextmanager

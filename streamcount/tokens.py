@@ -228,9 +228,16 @@ def count_task(task: Task) -> TaskResult:
     return count_pieces(_tokenizer, task.id, task.pieces)
 
 
-def count_pieces(tokenizer: Tokenizer, task_id: int, pieces: Iterable[Piece]) -> TaskResult:
+def count_pieces(
+    tokenizer: Tokenizer,
+    task_id: int,
+    pieces: Iterable[Piece],
+    loaded: tuple[Loaded, ...] | None = None,
+) -> TaskResult:
     """Read, decode and count each piece; a piece that fails adds nothing to the total.
 
+    `loaded`: the pieces already read elsewhere (`load_piece` on the daemon's
+    host, for a cluster worker that cannot see its disks); None reads them here.
     Any exception while counting a piece (a bug, a MemoryError) fails that
     piece alone, with the exception as its reason. One raised inside the
     tokenizer may have left part of that piece in the task's tally, so the
@@ -240,7 +247,7 @@ def count_pieces(tokenizer: Tokenizer, task_id: int, pieces: Iterable[Piece]) ->
     given_up: dict[int, PieceResult] = {}
     while True:
         try:
-            return _count(tokenizer, task_id, pieces, given_up)
+            return _count(tokenizer, task_id, pieces, given_up, loaded)
         except _Poisoned as poisoned:
             given_up[poisoned.index] = poisoned.result
 
@@ -250,8 +257,35 @@ class _Poisoned(Exception):
         self.index, self.result = index, result
 
 
+# A piece read: its bytes and the identity of the file they are of, or (not
+# read) the piece's result already.
+Loaded = tuple[bytes, FileId] | PieceResult
+
+
+def load_piece(piece: Piece) -> Loaded:
+    """Read a piece (see read_piece); a piece that cannot be read is its result."""
+    path = piece.file.path
+    try:
+        failpoints.hit("worker-read", path)
+        return read_piece(piece)
+    except FileNotFoundError:
+        return PieceResult(path, VANISHED, "deleted before it was read", 0, 0, "")
+    except FileChanged as exc:
+        return PieceResult(path, CHANGED, str(exc), 0, 0, "")
+    except DecodeFailure as exc:
+        return PieceResult(path, exc.status, exc.reason, 0, 0, "")
+    except OSError as exc:
+        return PieceResult(path, FAILED, f"unreadable: {exc.strerror or exc}", 0, 0, "")
+    except Exception as exc:
+        return _failure(path, exc, None)
+
+
 def _count(
-    tokenizer: Tokenizer, task_id: int, pieces: tuple[Piece, ...], given_up: dict[int, PieceResult]
+    tokenizer: Tokenizer,
+    task_id: int,
+    pieces: tuple[Piece, ...],
+    given_up: dict[int, PieceResult],
+    loaded: tuple[Loaded, ...] | None,
 ) -> TaskResult:
     tally = Tally()
     results = []
@@ -260,24 +294,16 @@ def _count(
             results.append(given_up[i])
             continue
         path = piece.file.path
-        data, file = b"", None
+        got = load_piece(piece) if loaded is None else loaded[i]
+        if isinstance(got, PieceResult):
+            results.append(got)
+            continue
+        data, file = got
         try:
-            failpoints.hit("worker-read", path)
-            data, file = read_piece(piece)
             ref = piece.file
             text, encoding, replaced = decode_with(data, ref.encoding, ref.decode_errors)
-        except FileNotFoundError:
-            results.append(PieceResult(path, VANISHED, "deleted before it was read", 0, 0, ""))
-            continue
-        except FileChanged as exc:
-            results.append(PieceResult(path, CHANGED, str(exc), 0, 0, ""))
-            continue
         except DecodeFailure as exc:
             results.append(PieceResult(path, exc.status, exc.reason, len(data), 0, "", file))
-            continue
-        except OSError as exc:
-            reason = f"unreadable: {exc.strerror or exc}"
-            results.append(PieceResult(path, FAILED, reason, 0, 0, ""))
             continue
         except Exception as exc:
             results.append(_failure(path, exc, file))

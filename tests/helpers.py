@@ -137,12 +137,20 @@ def write_config(
     } | settings
     in_section = {k for keys in sections.values() for k in keys}
     lines = [f'db = "{db}"']
-    lines += [f"{k} = {_toml(v)}" for k, v in settings.items() if k not in in_section]
+    lines += [
+        f"{k} = {_toml(v)}"
+        for k, v in settings.items()
+        if k not in in_section and not k.startswith("cluster_")
+    ]
     for section, keys in sections.items():
         lines.append(f"[{section}]")
         if section == "discovery":
             lines.append(f"watch = {_toml(watch if isinstance(watch, list) else [watch])}")
         lines += [f"{k} = {_toml(settings[k])}" for k in keys if k in settings]
+    cluster = {k: v for k, v in settings.items() if k.startswith("cluster_")}
+    if cluster:  # cluster_scheduler=... -> [cluster] scheduler = ...
+        lines.append("[cluster]")
+        lines += [f"{k.removeprefix('cluster_')} = {_toml(v)}" for k, v in cluster.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
 
