@@ -248,3 +248,15 @@ def test_gb18030_and_utf16_followed_files_are_exact(tmp_path, daemons):
             expected = reference_counts(lines)
             wait_until(lambda e=expected: db_counts(db) == e, 30, f"{len(lines)} lines")
     assert db_counts(db) == reference_counts(lines)
+
+
+def test_follow_in_the_config(tmp_path):
+    from streamcount.config import ConfigError, parse_config
+
+    raw = {"discovery": {"watch": [{"path": "logs", "follow": True}], "follow_idle_seconds": 5}}
+    config = parse_config(raw, tmp_path / "c.toml")
+    assert config.watch[0].follow and config.follow_idle_seconds == 5.0
+    assert not parse_config({"discovery": {"watch": ["x"]}}, tmp_path / "c.toml").watch[0].follow
+    raw["discovery"]["watch"][0]["follow"] = "yes"
+    with pytest.raises(ConfigError, match="'discovery.watch.follow' must be true or false"):
+        parse_config(raw, tmp_path / "c.toml")
