@@ -41,7 +41,8 @@ from .tokens import Tokenizer
 log = logging.getLogger(__name__)
 
 READ_BYTES = 1 << 20  # the most read from one file at a time: a backlog never blocks the loop
-Add = Callable[[dict[str, int], Advance], None]  # counts and the offset they move on to
+Add = Callable[[dict[str, int], list[Advance]], None]  # counts, the offsets moved on to
+STEP_SECONDS = 0.1  # followed files are read at most this often
 NEW = (-1, 0)  # `before` of a file the ledger does not hold yet
 
 
@@ -98,7 +99,7 @@ class Follower:
         self.how: dict[str, tuple[str, str]] = {}  # path -> (encoding, decode_errors)
         self.idle: list[tuple[float, str]] = []  # (wall time, path): look again then
         self.idle_due: dict[str, float] = {}
-        self._tokenizer: Tokenizer | None = None
+        self._next_step = 0.0
         self._store = store
         self.reload()
 
@@ -113,7 +114,12 @@ class Follower:
         self.how[path] = (encoding, decode_errors)
 
     def step(self, add: Add, tokenizer: Tokenizer) -> None:
-        """Read and count what the changed files gained; hand each range to `add`."""
+        """Read and count what the changed files gained; hand the counts and the
+        offsets they move on to `add`. At most every STEP_SECONDS: the lines of a
+        busy file are read a few at a time, and all of a step's text is cut at once."""
+        if time.monotonic() < self._next_step:
+            return
+        self._next_step = time.monotonic() + STEP_SECONDS
         now = time.time()
         while self.idle and self.idle[0][0] <= now:
             _, path = heapq.heappop(self.idle)
@@ -124,11 +130,15 @@ class Follower:
         if not self.dirty:
             return
         dirty, self.dirty = self.dirty, set()
+        texts: list[str] = []
+        advances: list[Advance] = []
         for path in dirty:
-            if self._read(path, now, add, tokenizer):
+            if self._read(path, now, texts, advances):
                 self.dirty.add(path)  # more to read: next round
+        if advances:  # "\n" between ranges: a partial line never joins the next range
+            add(tokenizer.count("\n".join(texts)), advances)
 
-    def _read(self, path: str, now: float, add: Add, tokenizer: Tokenizer) -> bool:
+    def _read(self, path: str, now: float, texts: list[str], advances: list[Advance]) -> bool:
         """Count the new complete lines of `path`; True if more is left to read now."""
         st = regular_stat(path)
         if st is None:
@@ -155,11 +165,10 @@ class Follower:
         data, codec, offset, head, more, partial = got
         if data:
             try:
-                counts = tokenizer.count(decode_with(data, codec, errors).text)
+                texts.append(decode_with(data, codec, errors).text)
             except DecodeFailure as exc:
                 log.warning("%s: bytes to %d not counted: %s", path, offset, exc.reason)
-                counts = {}
-            add(counts, Advance(path, *key, f.before, f.generation, offset, *head))
+            advances.append(Advance(path, *key, f.before, f.generation, offset, *head))
             f.before = (f.generation, offset)
             f.offset, (f.head_len, f.head) = offset, head
         if partial:

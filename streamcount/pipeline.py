@@ -179,11 +179,11 @@ class Pipeline:
         """Put a ledger row with nothing to count (a renamed file) in the next merge."""
         self._pending.add({}, [row])
 
-    def add_follow(self, counts: dict[str, int], advance: Advance) -> None:
-        """Put the counts of a followed file's new lines, and its offset moving on,
+    def add_follow(self, counts: dict[str, int], advances: list[Advance]) -> None:
+        """Put the counts of followed files' new lines, and their offsets moving on,
         in the next merge (see follow.py)."""
         self._pending.add(counts, ())
-        self._pending.advances.append(advance)
+        self._pending.advances.extend(advances)
 
     # -- one round -----------------------------------------------------------
 

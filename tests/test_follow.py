@@ -258,5 +258,5 @@ def test_follow_in_the_config(tmp_path):
     assert config.watch[0].follow and config.follow_idle_seconds == 5.0
     assert not parse_config({"discovery": {"watch": ["x"]}}, tmp_path / "c.toml").watch[0].follow
     raw["discovery"]["watch"][0]["follow"] = "yes"
-    with pytest.raises(ConfigError, match="'discovery.watch.follow' must be true or false"):
+    with pytest.raises(ConfigError, match=r"'discovery\.watch\.follow' must be true or false"):
         parse_config(raw, tmp_path / "c.toml")
