@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.follow import total_tokens
 from streamcount.config import TokenizerSettings
 from streamcount.follow import codec_of, line_end
 from streamcount.store import Advance, Merge, MergeRefused, Store
@@ -41,17 +42,6 @@ def followed_config(
     ]  # fmt: skip
     config.write_text("\n".join(lines) + "\n")
     return config
-
-
-def total_tokens(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db) as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'total_tokens'").fetchone()
-    except sqlite3.OperationalError:
-        return 0
-    return int(row[0]) if row else 0
 
 
 def offset_of(db: Path, path: Path) -> int | None:
