@@ -9,15 +9,18 @@ from pathlib import Path
 
 
 def start_daemon(inbox: Path, db: Path, workers: int) -> subprocess.Popen[str]:
-    """The daemon on `inbox`, returned once it logs that it is watching.
+    """The daemon on `inbox`, returned once it logs that it is watching."""
+    return start_with(["--watch", str(inbox), "--db", str(db), "--workers", str(workers)])
+
+
+def start_with(flags: list[str]) -> subprocess.Popen[str]:
+    """`streamcount run` with `flags`, returned once it logs that it is watching.
 
     The rest of its log is drained on a thread so it never blocks on a full pipe.
     """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamcount", "run", "--watch", str(inbox), "--db", str(db),
-         "--workers", str(workers)],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "streamcount", "run", *flags], stderr=subprocess.PIPE, text=True
+    )
     assert proc.stderr is not None
     for line in proc.stderr:
         if "watching" in line:

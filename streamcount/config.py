@@ -33,6 +33,7 @@ class WatchDir:
     path: Path
     encoding: str = "auto"
     decode_errors: str | None = None  # None: the global [discovery] decode_errors
+    follow: bool = False  # growing files: lines counted as they arrive (follow.py)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Config:
     exclude: tuple[str, ...] = (".*", "*.tmp", "*.part", "*.swp", "*~")
     settle_seconds: float = 2.0
     rescan_seconds: float = 60.0
+    follow_idle_seconds: float = 300.0  # a followed file's last line without a newline
     batch_max_files: int = 4000
     batch_max_bytes: int = 64 * 1024 * 1024
     batch_max_wait: float = 0.5
@@ -172,6 +174,7 @@ _SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "exclude": (list, None),
         "settle_seconds": (float, _positive(float)),
         "rescan_seconds": (float, _positive(float)),
+        "follow_idle_seconds": (float, _positive(float)),
     },
     "batching": {
         "batch_max_files": (int, _positive(int)),
@@ -294,6 +297,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         exclude=tuple(_strings(disc.get("exclude", defaults.exclude), path, "discovery.exclude")),
         settle_seconds=disc.get("settle_seconds", defaults.settle_seconds),
         rescan_seconds=disc.get("rescan_seconds", defaults.rescan_seconds),
+        follow_idle_seconds=disc.get("follow_idle_seconds", defaults.follow_idle_seconds),
         tokenizer=tokenizer,
         buckets=_buckets(values["buckets"]),
         **values["batching"],
@@ -343,9 +347,9 @@ def _watch_dirs(entries: list[Any], path: Path, resolve: Any) -> list[WatchDir]:
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             raise ConfigError(
                 f"{path}: 'discovery.watch' entries are paths or "
-                "{ path = ..., encoding = ..., decode_errors = ... }"
+                "{ path = ..., encoding = ..., decode_errors = ..., follow = ... }"
             )
-        unknown = set(entry) - {"path", "encoding", "decode_errors"}
+        unknown = set(entry) - {"path", "encoding", "decode_errors", "follow"}
         if unknown:
             raise ConfigError(f"{path}: unknown key 'discovery.watch.{sorted(unknown)[0]}'")
         checks = {"encoding": encoding_problem, "decode_errors": _decode_errors}
@@ -354,8 +358,11 @@ def _watch_dirs(entries: list[Any], path: Path, resolve: Any) -> list[WatchDir]:
             problem = check(value) if isinstance(value, str) else "must be a string"
             if key in entry and problem:
                 raise ConfigError(f"{path}: 'discovery.watch.{key}' {problem} (got {value!r})")
+        if not isinstance(entry.get("follow", False), bool):
+            raise ConfigError(f"{path}: 'discovery.watch.follow' must be true or false")
         encoding = entry.get("encoding", "auto")
-        dirs.append(WatchDir(resolve(entry["path"]), encoding, entry.get("decode_errors")))
+        follow = entry.get("follow", False)
+        dirs.append(WatchDir(resolve(entry["path"]), encoding, entry.get("decode_errors"), follow))
     return dirs
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .config import Config, ConfigError, WatchDir
 from .discovery import Rules, regular_stat, scan
+from .follow import Follower
 from .knownfiles import APPENDED, COUNT, KnownFiles, admit
 from .logs import setup_logging
 from .metrics import Metrics
@@ -27,6 +28,7 @@ from .pipeline import Pipeline, Progress, open_pipeline
 from .readiness import Readiness
 from .stopflag import StopFlag
 from .store import StoreError
+from .tokens import Tokenizer
 from .watcher import Sighting, Watcher
 from .work import COUNTED, LINKED, MOVED
 
@@ -62,6 +64,8 @@ class Daemon:
         self.readiness = Readiness(config.settle_seconds)
         self.known = KnownFiles(pipeline.store.ledger())
         self.in_ledger_at_start = len(self.known)
+        self.follower = Follower(pipeline.store, config.follow_idle_seconds)
+        self._tokenizer: Tokenizer | None = None  # followed lines are counted here
         self.polling = False
         self.watcher = self._new_watcher()
         self.notifier = Notifier()
@@ -118,11 +122,21 @@ class Daemon:
                     self._restart_watcher()
                 self.rescan()
                 self._next_rescan = time.monotonic() + self.config.rescan_seconds
+            self._follow()
             self._report(self.pipeline.pump(TICK if self.pipeline.inflight else 0))
             self._heartbeat(time.monotonic())
             if self.stop.reload.is_set():
                 self.stop.reload.clear()
                 self._reload()
+
+    def _follow(self) -> None:
+        """Count the new lines of followed files that changed (none: nothing done)."""
+        if self.pipeline.writer_failing:
+            return  # held until the database takes merges again; nothing piles up
+        if self._tokenizer is None and any(d.follow for d in self.config.watch):
+            self._tokenizer = Tokenizer(self.config.tokenizer)
+        if self._tokenizer is not None:
+            self.follower.step(self.pipeline.add_follow, self._tokenizer)
 
     def _reload(self) -> None:
         """SIGHUP: apply a changed config, or keep the old one whole if it cannot be."""
@@ -206,6 +220,9 @@ class Daemon:
         for root in self.config.watch:
             for path, st in scan(root.path, self.rules):
                 seen += 1
+                if root.follow:
+                    self._follow_seen(path, root)
+                    continue
                 if not self.known.unchanged(path, st) and self.readiness.offer(path, st, now, wall):
                     self._add(path, st, root)
         log.debug("rescanned %d files in %.0f ms", seen, (time.monotonic() - now) * 1000)
@@ -235,9 +252,15 @@ class Daemon:
             return
         if not self.rules.wanted(path, root.path):
             return
+        if root.follow:
+            self._follow_seen(path, root)
+            return
         st = regular_stat(path)
         if st is not None:
             self._offer(path, st, root, now, wall, kind == "complete")
+
+    def _follow_seen(self, path: str, root: WatchDir) -> None:
+        self.follower.seen(path, root.encoding, self.config.decode_errors_of(root))
 
     def _offer(
         self,
@@ -249,6 +272,9 @@ class Daemon:
         complete: bool = False,
     ) -> None:
         """A sighting of a wanted file: decide on it once it holds still."""
+        if root.follow:
+            self._follow_seen(path, root)
+            return
         if not self.known.unchanged(path, st) and self.readiness.offer(
             path, st, now, wall, complete
         ):
@@ -283,7 +309,8 @@ class Daemon:
             log.info("%s: %s", path, verdict.reason)
 
     def _new_watcher(self) -> Watcher:
-        return Watcher([d.path for d in self.config.watch], self.sightings, self.polling)
+        followed = frozenset(d.path for d in self.config.watch if d.follow)
+        return Watcher([d.path for d in self.config.watch], self.sightings, self.polling, followed)
 
     def _restart_watcher(self) -> None:
         self.watcher.stop()
@@ -302,6 +329,9 @@ class Daemon:
 
     def _report(self, progress: Progress) -> None:
         self.metrics.record(progress)
+        if progress.follows_dropped:
+            log.warning("followed files: offsets taken again from the ledger; read again")
+            self.follower.reload()
         for path in progress.vanished:
             log.info("%s: deleted before it was counted", path)
             self._reconsider(self.known.settle(path))

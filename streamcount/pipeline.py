@@ -24,7 +24,7 @@ from .config import Config
 from .decoding import ASCII, bom_encoding, is_wide, replaced_reason
 from .executors import Unavailable, make_executor
 from .identity import FileId
-from .store import LedgerRow, Merge, MergeRefused, Store, StoreUnavailable, open_store
+from .store import Advance, LedgerRow, Merge, MergeRefused, Store, StoreUnavailable, open_store
 from .timebuckets import mtime_bucket
 from .work import CHANGED, COUNTED, FAILED, LINKED, VANISHED, FileRef, PieceResult, Task, TaskResult
 
@@ -49,6 +49,7 @@ class Progress:
     retry: list[str] = field(default_factory=list)
     task_seconds: list[float] = field(default_factory=list)  # send to result, per task
     seconds: float = 0.0  # the merge transactions
+    follows_dropped: bool = False  # followed ranges not merged: read again (follow.py)
 
     def extend(self, other: Progress) -> None:
         self.rows += other.rows
@@ -56,6 +57,7 @@ class Progress:
         self.retry += other.retry
         self.task_seconds += other.task_seconds
         self.seconds += other.seconds
+        self.follows_dropped |= other.follows_dropped
 
 
 @dataclass(slots=True)
@@ -120,6 +122,7 @@ class Pipeline:
         self._vanished: list[str] = []  # files found deleted since the last round
         self._returned: list[str] = []  # files given back uncounted since the last round
         self._given_back: Counter[str] = Counter()  # path -> merges refused with it
+        self._follows_dropped = False  # a merge with followed ranges was dropped
         self._task_seconds: list[float] = []  # send-to-result times since the last round
         self._merge_failures = 0
         self._retry_at = 0.0
@@ -163,6 +166,12 @@ class Pipeline:
     def record(self, row: LedgerRow) -> None:
         """Put a ledger row with nothing to count (a renamed file) in the next merge."""
         self._pending.add({}, [row])
+
+    def add_follow(self, counts: dict[str, int], advances: list[Advance]) -> None:
+        """Put the counts of followed files' new lines, and their offsets moving on,
+        in the next merge (see follow.py)."""
+        self._pending.add(counts, ())
+        self._pending.advances.extend(advances)
 
     # -- one round -----------------------------------------------------------
 
@@ -378,6 +387,7 @@ class Pipeline:
                 self._held = None
                 self._give_back(batch, exc)
                 progress.retry, self._returned = self._returned, []
+                progress.follows_dropped, self._follows_dropped = True, False
                 return progress
             except StoreUnavailable as exc:
                 self._held = batch
@@ -392,6 +402,7 @@ class Pipeline:
                 self._given_back.pop(row.path, None)
         progress.vanished, self._vanished = self._vanished, []
         progress.retry, self._returned = self._returned, []
+        progress.follows_dropped, self._follows_dropped = self._follows_dropped, False
         progress.task_seconds, self._task_seconds = self._task_seconds, []
         return progress
 
@@ -433,6 +444,7 @@ class Pipeline:
         cause, so a refusal cannot loop.
         """
         rows = {r.path: r for r in pending.rows}
+        self._follows_dropped |= bool(pending.advances)
         log.error(
             "merge refused (%s: %s); nothing of it committed; its %d files are counted again",
             type(cause).__name__, cause, len(rows),

@@ -4,7 +4,7 @@ The handler runs on the observer's thread and only hands events off; all
 decisions are made in the main loop. Kinds: "complete" (closed after write,
 or renamed into the tree), "changed" (created: settle first),
 "folder" (a folder appeared: scan it, since files written into it before its
-watch was added raise no events).
+watch was added raise no events), "grown" (written to, in a followed folder only).
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from pathlib import Path
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
     EVENT_TYPE_CREATED,
+    EVENT_TYPE_MODIFIED,
     EVENT_TYPE_MOVED,
     DirCreatedEvent,
     DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
+    FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
@@ -37,6 +39,8 @@ Sighting = tuple[str, str]
 # file is polled anyway; not open or close-without-write: our own workers'
 # reads would raise two events per file.
 EVENTS = [FileClosedEvent, FileCreatedEvent, FileMovedEvent, DirCreatedEvent, DirMovedEvent]
+# A followed folder's files grow in place: each write is a line or a few to count.
+FOLLOW_EVENTS = [*EVENTS, FileModifiedEvent]
 
 
 class _Handler(FileSystemEventHandler):
@@ -54,6 +58,8 @@ class _Handler(FileSystemEventHandler):
             self.out.put(("complete", path))
         elif kind == EVENT_TYPE_CREATED:
             self.out.put(("changed", path))
+        elif kind == EVENT_TYPE_MODIFIED:
+            self.out.put(("grown", path))
 
 
 class Watcher:
@@ -64,13 +70,18 @@ class Watcher:
     """
 
     def __init__(
-        self, roots: list[Path], out: queue.Queue[Sighting], polling: bool = False
+        self,
+        roots: list[Path],
+        out: queue.Queue[Sighting],
+        polling: bool = False,
+        followed: frozenset[Path] = frozenset(),
     ) -> None:
         self.polling = polling
         self._observer = PollingObserver() if polling else Observer()
         handler = _Handler(out)
         for root in roots:
-            self._observer.schedule(handler, str(root), recursive=True, event_filter=EVENTS)
+            events = FOLLOW_EVENTS if root in followed else EVENTS
+            self._observer.schedule(handler, str(root), recursive=True, event_filter=events)
 
     def start(self) -> None:
         """Start watching; OSError if the kernel refuses (inotify limits)."""

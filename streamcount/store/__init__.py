@@ -66,6 +66,22 @@ class LedgerRow(NamedTuple):
         return self.file.size
 
 
+class Advance(NamedTuple):
+    """A followed file's offset moving on (see follow.py), committed with the counts
+    of the bytes it passes. `before` is where the ledger must stand for the range to
+    be merged ((generation, offset); generation -1: no row yet), so a range is merged
+    at most once and never out of order."""
+
+    path: str
+    dev: int
+    inode: int
+    before: tuple[int, int]
+    generation: int  # bumped when the file is counted again from its start
+    offset: int  # the first byte not yet counted
+    head_len: int  # the head fingerprint covers this many first bytes
+    head: str
+
+
 @dataclass(slots=True)
 class Merge:
     """What the writer commits in one transaction: summed counts and ledger rows.
@@ -77,6 +93,7 @@ class Merge:
     counts: dict[str, int] = field(default_factory=dict)  # filed in the bucket of the merge
     rows: list[LedgerRow] = field(default_factory=list)
     by_bucket: dict[int, dict[str, int]] = field(default_factory=dict)  # time = "mtime"
+    advances: list[Advance] = field(default_factory=list)  # followed files (follow.py)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)  # recorded by its transaction
     tried: bool = False  # a try failed: did its COMMIT land before the failure?
 
@@ -110,7 +127,7 @@ class Merge:
         return out
 
     def __bool__(self) -> bool:
-        return bool(self.rows or self.counts or self.by_bucket)
+        return bool(self.rows or self.counts or self.by_bucket or self.advances)
 
 
 def add_into(mine: dict[str, int], counts: Mapping[str, int]) -> dict[str, int]:
@@ -268,6 +285,12 @@ class Store:
         failpoints.hit("merge-begin")
         with self._transaction():
             self._insert_ledger(rows, itertools.repeat(now))
+            for advance in merge.advances:
+                if not self._advance(advance, now):
+                    raise MergeRefused(
+                        f"{advance.path}: the ledger's offset is not where the range "
+                        f"counted starts ({advance.before}): counted already"
+                    )
             self._add_total(sum(counts.values()), now, merge.id)
             self._add_counts(counts)
             for bucket in sorted(by_bucket):  # after the totals: one lock order for every writer
@@ -420,6 +443,15 @@ class Store:
 
     def ledger(self) -> Iterator[tuple[str, FileId, str]]:
         """(path, identity, status) of this host's ledger rows, oldest first."""
+        raise NotImplementedError
+
+    def _advance(self, advance: Advance, now: str) -> bool:
+        """Move a followed file's offset on if the ledger stands at `advance.before`
+        (insert its row if before is (-1, 0)); False, changing nothing, if not."""
+        raise NotImplementedError
+
+    def follows(self) -> Iterator[Advance]:
+        """This host's followed files as the ledger has them (before = the same)."""
         raise NotImplementedError
 
     def counted_as(self, file: FileId) -> str | None:

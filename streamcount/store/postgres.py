@@ -32,7 +32,7 @@ from ..identity import FileId
 from ..timebuckets import BucketSettings
 from ..work import COUNTED
 from ..writerlock import LockError
-from . import TOP_MIN, LedgerRow, MergeRefused, Store, StoreError, StoreUnavailable
+from . import TOP_MIN, Advance, LedgerRow, MergeRefused, Store, StoreError, StoreUnavailable
 
 try:
     import psycopg
@@ -100,6 +100,22 @@ MIGRATIONS = (
     CREATE INDEX buckets_token ON buckets (token, bucket);
     CREATE TABLE bucket_totals (bucket bigint PRIMARY KEY, tokens bigint NOT NULL);
     ALTER TABLE files ADD COLUMN bucket bigint;
+    """,
+    # Followed growing files (follow.py): as in store/sqlite.py.
+    """
+    CREATE TABLE follows (
+        host text NOT NULL,
+        dev bigint NOT NULL,
+        inode bigint NOT NULL,
+        path text NOT NULL,
+        raw_path bytea,
+        generation bigint NOT NULL,
+        "offset" bigint NOT NULL,
+        head_len bigint NOT NULL,
+        head text NOT NULL,
+        updated_at text NOT NULL,
+        PRIMARY KEY (host, dev, inode)
+    );
     """,
 )
 
@@ -310,6 +326,35 @@ class PostgresStore(Store):
         for row in rows:
             raw = row[1]
             yield row[0] if raw is None else os.fsdecode(raw), make(row[3:]), row[2]
+
+    def _advance(self, advance: Advance, now: str) -> bool:
+        a = advance
+        values = (*_path_values(a.path), a.generation, a.offset, a.head_len, a.head, now)
+        if a.before[0] < 0:
+            cur = self.conn.execute(
+                'INSERT INTO follows (path, raw_path, generation, "offset", head_len, head, '
+                "updated_at, host, dev, inode) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (*values, self.host, a.dev, a.inode),
+            )
+        else:
+            cur = self.conn.execute(
+                'UPDATE follows SET path = %s, raw_path = %s, generation = %s, "offset" = %s, '
+                "head_len = %s, head = %s, updated_at = %s WHERE host = %s AND dev = %s "
+                'AND inode = %s AND generation = %s AND "offset" = %s',
+                (*values, self.host, a.dev, a.inode, *a.before),
+            )
+        return cur.rowcount == 1
+
+    def follows(self) -> Iterator[Advance]:
+        rows = self.conn.execute(
+            'SELECT path, raw_path, dev, inode, generation, "offset", head_len, head '
+            "FROM follows WHERE host = %s",
+            (self.host,),
+        ).fetchall()
+        for path, raw, dev, inode, gen, offset, head_len, head in rows:
+            path = path if raw is None else os.fsdecode(raw)
+            yield Advance(path, dev, inode, (gen, offset), gen, offset, head_len, head)
 
     def counted_as(self, file: FileId) -> str | None:
         row = self.conn.execute(

@@ -21,7 +21,7 @@ from ..statusfile import read_status, write_status
 from ..timebuckets import BucketSettings
 from ..work import COUNTED
 from ..writerlock import WriterLock, lock_holder
-from . import TOP_MIN, LedgerRow, MergeRefused, Store, StoreError, StoreUnavailable
+from . import TOP_MIN, Advance, LedgerRow, MergeRefused, Store, StoreError, StoreUnavailable
 
 BUSY_TIMEOUT_MS = 30_000
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
@@ -101,6 +101,22 @@ MIGRATIONS = (
     CREATE INDEX buckets_token ON buckets(token, bucket);
     CREATE TABLE bucket_totals (bucket INTEGER PRIMARY KEY, tokens INTEGER NOT NULL);
     ALTER TABLE files ADD COLUMN bucket INTEGER;
+    """,
+    # Followed growing files (follow.py): one row per file (dev, inode), its
+    # offset moved on in the transaction that adds the counts of the bytes passed.
+    """
+    CREATE TABLE follows (
+        host TEXT NOT NULL,
+        dev INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        offset INTEGER NOT NULL,
+        head_len INTEGER NOT NULL,
+        head TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (host, dev, inode)
+    )
     """,
 )
 
@@ -265,6 +281,34 @@ class SqliteStore(Store):
         for row in rows:
             path = row[0]
             yield path if type(path) is str else path_from_value(path), make(row[2:]), row[1]
+
+    def _advance(self, advance: Advance, now: str) -> bool:
+        a = advance
+        values = (path_value(a.path), a.generation, a.offset, a.head_len, a.head, now)
+        if a.before[0] < 0:
+            cur = self.conn.execute(
+                "INSERT INTO follows (path, generation, offset, head_len, head, updated_at, "
+                "host, dev, inode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (*values, self.host, a.dev, a.inode),
+            )
+        else:
+            cur = self.conn.execute(
+                "UPDATE follows SET path = ?, generation = ?, offset = ?, head_len = ?, "
+                "head = ?, updated_at = ? WHERE host = ? AND dev = ? AND inode = ? "
+                "AND generation = ? AND offset = ?",
+                (*values, self.host, a.dev, a.inode, *a.before),
+            )
+        return cur.rowcount == 1
+
+    def follows(self) -> Iterator[Advance]:
+        rows = self.conn.execute(
+            "SELECT path, dev, inode, generation, offset, head_len, head FROM follows "
+            "WHERE host = ?",
+            (self.host,),
+        )
+        for path, dev, inode, gen, offset, head_len, head in rows.fetchall():
+            path = path_from_value(path)
+            yield Advance(path, dev, inode, (gen, offset), gen, offset, head_len, head)
 
     def counted_as(self, file: FileId) -> str | None:
         row = self.conn.execute(
