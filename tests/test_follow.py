@@ -93,14 +93,14 @@ def test_a_range_merges_only_where_the_ledger_offset_stands(db):
     store = Store.open_writer(db, TokenizerSettings(), "h1")
     try:
         first = Advance("/x/a.log", 1, 7, (-1, 0), 0, 10, 10, "h")
-        store.merge(Merge({"甲": 1}, [], [first]))
-        again = Merge({"甲": 1}, [], [first])
+        store.merge(Merge({"甲": 1}, [], advances=[first]))
+        again = Merge({"甲": 1}, [], advances=[first])
         with pytest.raises(MergeRefused, match="not where the range"):
             store.merge(again)  # the same range twice
         skip = Advance("/x/a.log", 1, 7, (0, 20), 0, 30, 10, "h")
         with pytest.raises(MergeRefused):
-            store.merge(Merge({"乙": 1}, [], [skip]))  # not where the ledger stands
-        store.merge(Merge({"乙": 1}, [], [first._replace(before=(0, 10), offset=25)]))
+            store.merge(Merge({"乙": 1}, [], advances=[skip]))  # not where the ledger stands
+        store.merge(Merge({"乙": 1}, [], advances=[first._replace(before=(0, 10), offset=25)]))
         assert dict(store.counts()) == {"甲": 1, "乙": 1}
         assert [(a.before, a.offset) for a in store.follows()] == [((0, 25), 25)]
     finally:
