@@ -62,7 +62,7 @@ class Config:
     metrics_address: str = "127.0.0.1"
     watch: tuple[WatchDir, ...] = ()
     decode_errors: str = REPLACE
-    include: tuple[str, ...] = ("*.txt",)
+    include: tuple[str, ...] = ("*.txt", "*.txt.gz", "*.txt.bz2", "*.txt.xz", "*.txt.zst")
     exclude: tuple[str, ...] = (".*", "*.tmp", "*.part", "*.swp", "*~")
     settle_seconds: float = 2.0
     rescan_seconds: float = 60.0
