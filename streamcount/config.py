@@ -32,6 +32,7 @@ class WatchDir:
     path: Path
     encoding: str = "auto"
     decode_errors: str | None = None  # None: the global [discovery] decode_errors
+    after: str = "keep"  # or "delete", "move:DIR": what to do once counted (inbox.py)
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,13 @@ def _strings(values: Any, path: Path, where: str) -> list[str]:
     return list(values)
 
 
+def after_problem(value: str) -> str | None:
+    """What is wrong with a watch entry's `after` value (see inbox.py), or None."""
+    if value in ("keep", "delete") or (value.startswith("move:") and value[5:].strip()):
+        return None
+    return 'must be "keep", "delete" or "move:DIR"'
+
+
 def _watch_dirs(entries: list[Any], path: Path, resolve: Any) -> list[WatchDir]:
     dirs = []
     for entry in entries:
@@ -301,17 +309,22 @@ def _watch_dirs(entries: list[Any], path: Path, resolve: Any) -> list[WatchDir]:
                 f"{path}: 'discovery.watch' entries are paths or "
                 "{ path = ..., encoding = ..., decode_errors = ... }"
             )
-        unknown = set(entry) - {"path", "encoding", "decode_errors"}
+        unknown = set(entry) - {"path", "encoding", "decode_errors", "after"}
         if unknown:
             raise ConfigError(f"{path}: unknown key 'discovery.watch.{sorted(unknown)[0]}'")
-        checks = {"encoding": encoding_problem, "decode_errors": _decode_errors}
+        checks = {
+            "encoding": encoding_problem, "decode_errors": _decode_errors, "after": after_problem
+        }
         for key, check in checks.items():
             value = entry.get(key)
             problem = check(value) if isinstance(value, str) else "must be a string"
             if key in entry and problem:
                 raise ConfigError(f"{path}: 'discovery.watch.{key}' {problem} (got {value!r})")
         encoding = entry.get("encoding", "auto")
-        dirs.append(WatchDir(resolve(entry["path"]), encoding, entry.get("decode_errors")))
+        after = entry.get("after", "keep")
+        if after.startswith("move:"):
+            after = f"move:{resolve(after.removeprefix('move:'))}"
+        dirs.append(WatchDir(resolve(entry["path"]), encoding, entry.get("decode_errors"), after))
     return dirs
 
 
