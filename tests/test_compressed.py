@@ -15,7 +15,14 @@ from streamcount.compressed import TextStream
 from streamcount.config import Config
 from streamcount.ingest import ingest
 
-from .helpers import db_counts, db_ledger, make_text, reference_counts, skip_or_fail
+from .helpers import (
+    db_counts,
+    db_ledger,
+    make_text,
+    reference_counts,
+    skip_or_fail,
+    wait_until,
+)
 
 COMPRESS = {
     ".gz": gzip.compress,
@@ -105,3 +112,18 @@ def _reasons(db):
 
     with sqlite3.connect(db) as conn:
         return [r for (r,) in conn.execute("SELECT reason FROM files ORDER BY path")]
+
+
+def test_the_daemon_counts_compressed_files_by_the_default_globs(tmp_path, rng, daemon_factory):
+    daemon = daemon_factory().start()
+    texts = {}
+    for suffix, compress in COMPRESS.items():
+        texts[suffix] = make_text(rng, paragraphs=20)
+        staged = tmp_path / f"a.txt{suffix}"
+        staged.write_bytes(compress(texts[suffix].encode()))
+        staged.rename(tmp_path / "inbox" / staged.name)
+    db = tmp_path / "db.sqlite"
+    wait_until(lambda: len(db_ledger(db)) == 4, 60, "the four archives")
+    assert daemon.stop() == 0
+    assert set(db_ledger(db).values()) == {"counted"}
+    assert db_counts(db) == reference_counts(texts.values())
