@@ -34,10 +34,9 @@ class Plan:
 def plan(store: Store, config: Config, paths: Iterable[str]) -> Plan:
     """Find each path's `counted` ledger row and count its file again (see module doc)."""
     wanted = {os.path.abspath(p) for p in paths}
-    counted = {
-        row.path: row for row, _ in store.ledger_rows() if row.status == COUNTED
-        and row.path in wanted
-    }  # fmt: skip
+    # This host's counted rows (a PostgreSQL database holds every host's ledger).
+    mine = {(p, f) for p, f, status in store.ledger() if status == COUNTED and p in wanted}
+    counted = {row.path: row for row, _ in store.ledger_rows() if (row.path, row.file) in mine}
     tokenizer = Tokenizer(config.tokenizer)
     result = Plan()
     for path in sorted(wanted):
