@@ -190,6 +190,37 @@ def worker(
     args = [sys.executable, "-m", "distributed.cli.dask_worker", scheduler, "--nthreads", "1"]
     args += ["--nworkers", str(nworkers), "--preload", "streamcount.cluster"]
     os.execv(sys.executable, args)
+def forget(
+    paths: Annotated[list[Path], typer.Argument(help="counted files to take back")],
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    dry_run: Annotated[bool, typer.Option(help="print what would be subtracted")] = False,
+) -> None:
+    """Subtract exactly what these counted files added; their ledger rows become
+    `forgotten`. All or nothing: if one cannot be taken back, nothing is."""
+    from .forget import plan
+
+    cfg = _config(config, db)
+    with _clean_errors():
+        store = open_store(cfg.db, cfg.tokenizer, cfg.host_id)
+        try:
+            found = plan(store, cfg, map(str, paths))
+            for path, why in found.refused:
+                typer.echo(f"streamcount: cannot forget {path}: {why}", err=True)
+            if found.refused:
+                typer.echo("nothing forgotten", err=True)
+                raise typer.Exit(1)
+            tokens = sum(found.counts.values())
+            what = f"{len(found.rows)} files, {tokens:,} tokens, {len(found.counts):,} distinct"
+            if dry_run:
+                for row in found.rows:
+                    typer.echo(f"{row.path}\t{row.tokens}")
+                typer.echo(f"would subtract {what}")
+                return
+            store.subtract(found.counts, found.rows)
+            typer.echo(f"forgot {what}")
+        finally:
+            store.close()
 
 
 class _Bar:

@@ -34,6 +34,7 @@ class WatchDir:
     encoding: str = "auto"
     decode_errors: str | None = None  # None: the global [discovery] decode_errors
     follow: bool = False  # growing files: lines counted as they arrive (follow.py)
+    after: str = "keep"  # or "delete", "move:DIR": what to do once counted (inbox.py)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Config:
     metrics_address: str = "127.0.0.1"
     watch: tuple[WatchDir, ...] = ()
     decode_errors: str = REPLACE
-    include: tuple[str, ...] = ("*.txt",)
+    include: tuple[str, ...] = ("*.txt", "*.txt.gz", "*.txt.bz2", "*.txt.xz", "*.txt.zst")
     exclude: tuple[str, ...] = (".*", "*.tmp", "*.part", "*.swp", "*~")
     settle_seconds: float = 2.0
     rescan_seconds: float = 60.0
@@ -339,6 +340,13 @@ def _strings(values: Any, path: Path, where: str) -> list[str]:
     return list(values)
 
 
+def after_problem(value: str) -> str | None:
+    """What is wrong with a watch entry's `after` value (see inbox.py), or None."""
+    if value in ("keep", "delete") or (value.startswith("move:") and value[5:].strip()):
+        return None
+    return 'must be "keep", "delete" or "move:DIR"'
+
+
 def _watch_dirs(entries: list[Any], path: Path, resolve: Any) -> list[WatchDir]:
     dirs = []
     for entry in entries:
@@ -349,10 +357,12 @@ def _watch_dirs(entries: list[Any], path: Path, resolve: Any) -> list[WatchDir]:
                 f"{path}: 'discovery.watch' entries are paths or "
                 "{ path = ..., encoding = ..., decode_errors = ..., follow = ... }"
             )
-        unknown = set(entry) - {"path", "encoding", "decode_errors", "follow"}
+        unknown = set(entry) - {"path", "encoding", "decode_errors", "follow", "after"}
         if unknown:
             raise ConfigError(f"{path}: unknown key 'discovery.watch.{sorted(unknown)[0]}'")
-        checks = {"encoding": encoding_problem, "decode_errors": _decode_errors}
+        checks = {
+            "encoding": encoding_problem, "decode_errors": _decode_errors, "after": after_problem
+        }
         for key, check in checks.items():
             value = entry.get(key)
             problem = check(value) if isinstance(value, str) else "must be a string"
@@ -362,7 +372,12 @@ def _watch_dirs(entries: list[Any], path: Path, resolve: Any) -> list[WatchDir]:
             raise ConfigError(f"{path}: 'discovery.watch.follow' must be true or false")
         encoding = entry.get("encoding", "auto")
         follow = entry.get("follow", False)
-        dirs.append(WatchDir(resolve(entry["path"]), encoding, entry.get("decode_errors"), follow))
+        after = entry.get("after", "keep")
+        if after.startswith("move:"):
+            after = f"move:{resolve(after.removeprefix('move:'))}"
+        dirs.append(
+            WatchDir(resolve(entry["path"]), encoding, entry.get("decode_errors"), follow, after)
+        )
     return dirs
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from .config import Config, ConfigError, WatchDir
 from .discovery import Rules, regular_stat, scan
 from .follow import Follower
+from .inbox import finish_pending, root_of, settle_rows
 from .knownfiles import APPENDED, COUNT, KnownFiles, admit
 from .logs import setup_logging
 from .metrics import Metrics
@@ -62,6 +63,7 @@ class Daemon:
         self.rules = Rules(config.include, config.exclude)
         self.sightings: queue.Queue[Sighting] = queue.Queue()
         self.readiness = Readiness(config.settle_seconds)
+        finish_pending(pipeline.store.ledger(), config.watch)  # moves a crash left undone
         self.known = KnownFiles(pipeline.store.ledger())
         self.in_ledger_at_start = len(self.known)
         self.follower = Follower(pipeline.store, config.follow_idle_seconds)
@@ -293,10 +295,7 @@ class Daemon:
                 self._offer(path, st, root, now, wall)
 
     def _root_of(self, path: str) -> WatchDir | None:
-        for root in self.config.watch:
-            if path == str(root.path) or path.startswith(str(root.path) + os.sep):
-                return root
-        return None
+        return root_of(path, self.config.watch)
 
     def _add(self, path: str, st: os.stat_result, root: WatchDir | None = None) -> None:
         root = root or self._root_of(path)
@@ -347,6 +346,7 @@ class Daemon:
             elif row.status != COUNTED:
                 log.warning("%s: %s: %s", row.path, row.status, row.reason)
             self._reconsider(self.known.record(row))
+        settle_rows(progress.rows, self.config.watch)  # after = delete / move:DIR
         self.counted += len(progress.rows)
         self.last_merge = _utc_now()
         log.info(

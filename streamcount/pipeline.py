@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from . import engines, failpoints
 from .batcher import Batcher
+from .compressed import compression_of
 from .config import Config
 from .decoding import ASCII, bom_encoding, is_wide, replaced_reason
 from .executors import Unavailable, make_executor
@@ -158,7 +159,10 @@ class Pipeline:
         return self._pool.status()
 
     def add(self, ref: FileRef, now: float) -> None:
-        chunkable = ref.size <= self.config.chunk_bytes or not _wide_text(ref)
+        # A compressed stream has no byte offsets to cut at: one worker reads it whole.
+        chunkable = not compression_of(ref.path) and (
+            ref.size <= self.config.chunk_bytes or not _wide_text(ref)
+        )
         chunks = self.batcher.add(ref, now, chunkable)
         if chunks:
             self._chunked[ref.path] = _Assembly(ref, chunks)

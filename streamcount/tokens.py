@@ -8,18 +8,20 @@ The filter is pure and shared with the tests' reference count.
 from __future__ import annotations
 
 import ctypes
+import io
 import os
 import signal
 import stat
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
 from . import failpoints, longpaths
+from .compressed import CORRUPT_ERRORS, TextStream, compression_of, decompressing
 from .config import TokenizerSettings
 from .decoding import DecodeFailure, decode_with, replaced_reason
 from .engines import make_cut
@@ -31,6 +33,7 @@ from .work import (
     FAILED,
     SKIPPED,
     VANISHED,
+    FileRef,
     Piece,
     PieceResult,
     Task,
@@ -154,13 +157,8 @@ def read_piece(piece: Piece) -> tuple[bytes, FileId]:
     worker.
     """
     ref = piece.file
-    fd = longpaths.open_file(ref.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    fd, st = _open_planned(ref)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise DecodeFailure(SKIPPED, "not a regular file")
-        if ref.inode and (st.st_ino, st.st_dev) != (ref.inode, ref.dev or st.st_dev):
-            raise FileChanged("replaced by another file before it was read")
         if piece.end is None:
             data = _read_all(fd, st.st_size)
             mark = fingerprint_of(data)
@@ -175,6 +173,59 @@ def read_piece(piece: Piece) -> tuple[bytes, FileId]:
         if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or not whole_read:
             raise FileChanged("changed while it was being read")
         return data, file_id(st, mark)
+    finally:
+        os.close(fd)
+
+
+def _open_planned(ref: FileRef) -> tuple[int, os.stat_result]:
+    """The file `ref` names, opened non-blocking, and its fstat; DecodeFailure if it
+    is not a regular file, FileChanged if the path names another file now."""
+    fd = longpaths.open_file(ref.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DecodeFailure(SKIPPED, "not a regular file")
+        if ref.inode and (st.st_ino, st.st_dev) != (ref.inode, ref.dev or st.st_dev):
+            raise FileChanged("replaced by another file before it was read")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def decompress_into(
+    raw: BinaryIO, ref: FileRef, add: Callable[[str], int]
+) -> tuple[int, TextStream]:
+    """Decompress and decode `raw` (the compressed bytes of `ref`) as a stream,
+    giving its text to `add` a block at a time; corrupt or truncated data
+    raises DecodeFailure (`failed`, with the decompressor's reason)."""
+    suffix = compression_of(ref.path)
+    assert suffix is not None
+    stream = TextStream(decompressing(raw, suffix), ref.encoding, ref.decode_errors)
+    try:
+        return sum(add(text) for text in stream), stream
+    except CORRUPT_ERRORS as exc:
+        reason = f"corrupt or truncated {suffix} data: {exc or type(exc).__name__}"
+        raise DecodeFailure(FAILED, reason) from None
+
+
+def read_compressed(ref: FileRef, add: Callable[[str], int]) -> tuple[int, TextStream, FileId]:
+    """Decompress and decode the file `ref` as a stream, giving its text to `add` a
+    block at a time (see compressed.TextStream); return what `add` returned in
+    all, the stream (encoding, bytes, replaced) and the identity of the
+    compressed file on disk. Corrupt or truncated data raises DecodeFailure
+    (`failed`, with the decompressor's reason); the caller must then discard
+    whatever `add` gathered.
+    """
+    fd, st = _open_planned(ref)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as raw:
+            tokens, stream = decompress_into(raw, ref, add)
+        mark = read_fingerprint(fd, st.st_size)
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            raise FileChanged("changed while it was being read")
+        return tokens, stream, file_id(st, mark)
     finally:
         os.close(fd)
 
@@ -288,13 +339,20 @@ def _count(
     loaded: tuple[Loaded, ...] | None,
 ) -> TaskResult:
     tally = Tally()
+    separate: list[dict[str, int]] = []  # compressed files' counts, each its own
     results = []
     for i, piece in enumerate(pieces):
         if i in given_up:
             results.append(given_up[i])
             continue
         path = piece.file.path
-        got = load_piece(piece) if loaded is None else loaded[i]
+        got = None if loaded is None else loaded[i]
+        if piece.end is None and compression_of(path):
+            counts, result = _count_compressed(tokenizer, piece.file, got)
+            separate.append(counts)
+            results.append(result)
+            continue
+        got = load_piece(piece) if got is None else got
         if isinstance(got, PieceResult):
             results.append(got)
             continue
@@ -302,11 +360,8 @@ def _count(
         try:
             ref = piece.file
             text, encoding, replaced = decode_with(data, ref.encoding, ref.decode_errors)
-        except DecodeFailure as exc:
-            results.append(PieceResult(path, exc.status, exc.reason, len(data), 0, "", file))
-            continue
         except Exception as exc:
-            results.append(_failure(path, exc, file))
+            results.append(_not_read(path, exc, len(data), file))
             continue
         try:
             failpoints.fail("worker-count", path, MemoryError)
@@ -317,7 +372,55 @@ def _count(
         results.append(
             PieceResult(path, COUNTED, reason, len(data), tokens, encoding, file, replaced)
         )
-    return TaskResult(task_id, tokenizer.finish(tally), tuple(results))
+    counts = tokenizer.finish(tally)
+    for more in separate:
+        for word, k in more.items():
+            counts[word] = counts.get(word, 0) + k
+    return TaskResult(task_id, counts, tuple(results))
+
+
+def _count_compressed(
+    tokenizer: Tokenizer, ref: FileRef, got: Loaded | None
+) -> tuple[dict[str, int], PieceResult]:
+    """A compressed file, counted streaming into a tally of its own: a file that
+    turns out corrupt halfway adds nothing (its tally is dropped). `got`: its
+    compressed bytes already read by the daemon's host (a Dask cluster), or None
+    to read the file here."""
+    if isinstance(got, PieceResult):
+        return {}, got
+    own = Tally()
+    file: FileId | None = None
+
+    def add(text: str) -> int:
+        return tokenizer.add(own, text)
+
+    try:
+        if got is None:
+            failpoints.hit("worker-read", ref.path)
+            tokens, stream, file = read_compressed(ref, add)
+        else:
+            packed, file = got
+            tokens, stream = decompress_into(io.BytesIO(packed), ref, add)
+    except Exception as exc:
+        return {}, _not_read(ref.path, exc, 0, file)
+    reason = replaced_reason(stream.replaced)
+    result = PieceResult(
+        ref.path, COUNTED, reason, stream.bytes, tokens, stream.encoding, file, stream.replaced
+    )
+    return tokenizer.finish(own), result
+
+
+def _not_read(path: str, exc: Exception, size: int, file: FileId | None) -> PieceResult:
+    """The result of a piece that could not be read or decoded: why, by exception."""
+    if isinstance(exc, FileNotFoundError):
+        return PieceResult(path, VANISHED, "deleted before it was read", 0, 0, "")
+    if isinstance(exc, FileChanged):
+        return PieceResult(path, CHANGED, str(exc), 0, 0, "")
+    if isinstance(exc, DecodeFailure):
+        return PieceResult(path, exc.status, exc.reason, size, 0, "", file)
+    if isinstance(exc, OSError):
+        return PieceResult(path, FAILED, f"unreadable: {exc.strerror or exc}", 0, 0, "")
+    return _failure(path, exc, file)
 
 
 def _failure(path: str, exc: Exception, file: FileId | None) -> PieceResult:

@@ -15,6 +15,8 @@ from .identity import FileId
 # (with the reason), and two with nothing counted: a counted file renamed
 # within the tree (`moved`) and a second name of a counted file (`linked`).
 COUNTED, SKIPPED, FAILED, MOVED, LINKED = "counted", "skipped", "failed", "moved", "linked"
+# A counted file taken back by `streamcount forget`: its tokens subtracted.
+FORGOTTEN = "forgotten"
 # Never in the ledger: a file deleted before it was read has nothing to count
 # (it is counted if it comes back); one that changed while it was read is
 # counted again once it holds still.

@@ -303,6 +303,22 @@ class Store:
         # as when the connection dies between the server's COMMIT and its answer
         failpoints.fail("merge-answer-lost", (r.path for r in rows), StoreUnavailable)
 
+    def subtract(self, counts: Mapping[str, int], rows: list[LedgerRow]) -> None:
+        """Take back what the counted files `rows` added: subtract `counts` from the
+        totals and mark their ledger rows `forgotten`, in one transaction.
+
+        Tokens that reach 0 are deleted. A row that is no longer `counted` (as
+        recorded: the same path and identity), or a count that would go below
+        0, raises MergeRefused and changes nothing. Whatever else a merge adds
+        per file (time buckets) is to be subtracted here too, in the same
+        transaction.
+        """
+        now = utc_now()
+        with self._transaction():
+            self._mark_forgotten(rows, now)
+            self._add_total(-sum(counts.values()), now, uuid.uuid4().hex)
+            self._subtract_counts(dict(counts))
+
     def copy_from(self, source: Store, add: bool = False) -> dict[str, int]:
         """Add `source`'s totals, its whole ledger (filed under this host) and its
         tokenizer settings to this database, in one transaction.
@@ -439,6 +455,16 @@ class Store:
 
     def _add_counts(self, counts: dict[str, int]) -> None:
         """The additive upsert of `counts` into the totals, in token order."""
+        raise NotImplementedError
+
+    def _mark_forgotten(self, rows: list[LedgerRow], now: str) -> None:
+        """Set status `forgotten` (and `now`) on these `counted` rows of this host's
+        ledger; MergeRefused if one is not there as given."""
+        raise NotImplementedError
+
+    def _subtract_counts(self, counts: dict[str, int]) -> None:
+        """Subtract `counts` from the totals, deleting the tokens that reach 0;
+        MergeRefused if one would go below 0."""
         raise NotImplementedError
 
     def ledger(self) -> Iterator[tuple[str, FileId, str]]:

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..config import TokenizerSettings
 from ..identity import FileId
 from ..timebuckets import BucketSettings
-from ..work import COUNTED
+from ..work import COUNTED, FORGOTTEN
 from ..writerlock import LockError
 from . import TOP_MIN, Advance, LedgerRow, MergeRefused, Store, StoreError, StoreUnavailable
 
@@ -315,6 +315,30 @@ class PostgresStore(Store):
         if counts:
             tokens = sorted(counts)  # code point order: every writer locks rows in one order
             self.conn.execute(UPSERT, (tokens, list(map(counts.__getitem__, tokens))))
+
+    def _mark_forgotten(self, rows: list[LedgerRow], now: str) -> None:
+        for r in rows:
+            path, raw = _path_values(r.path)
+            changed = self.conn.execute(
+                "UPDATE files SET status = %s, counted_at = %s WHERE host = %s AND status = %s "
+                "AND path = %s AND raw_path IS NOT DISTINCT FROM %s::bytea AND dev = %s "
+                "AND inode = %s AND size = %s AND mtime_ns = %s AND fingerprint = %s",
+                (FORGOTTEN, now, self.host, COUNTED, path, raw, *r.file),
+            ).rowcount
+            if changed != 1:
+                raise MergeRefused(f"{r.path} is not in the ledger as counted (any more)")
+
+    def _subtract_counts(self, counts: dict[str, int]) -> None:
+        if not counts:
+            return
+        tokens = sorted(counts)  # code point order, as merges lock them
+        self.conn.execute(UPSERT, (tokens, [-counts[t] for t in tokens]))
+        negative = self.conn.execute(
+            "SELECT token FROM counts WHERE token = ANY(%s) AND count < 0 LIMIT 1", (tokens,)
+        ).fetchone()
+        if negative is not None:
+            raise MergeRefused(f"the count of {negative[0]!r} would go below 0")
+        self.conn.execute("DELETE FROM counts WHERE token = ANY(%s) AND count = 0", (tokens,))
 
     def ledger(self) -> Iterator[tuple[str, FileId, str]]:
         rows = self.conn.execute(

@@ -19,7 +19,7 @@ from ..identity import FileId
 from ..readonly import connect as readonly_connect
 from ..statusfile import read_status, write_status
 from ..timebuckets import BucketSettings
-from ..work import COUNTED
+from ..work import COUNTED, FORGOTTEN
 from ..writerlock import WriterLock, lock_holder
 from . import TOP_MIN, Advance, LedgerRow, MergeRefused, Store, StoreError, StoreUnavailable
 
@@ -271,6 +271,27 @@ class SqliteStore(Store):
         self.conn.executemany(
             f"INSERT INTO counts (token, count) VALUES (?, ?) {ADD_COUNT}",
             zip(tokens, map(counts.__getitem__, tokens), strict=True),
+        )
+
+    def _mark_forgotten(self, rows: list[LedgerRow], now: str) -> None:
+        for r in rows:
+            changed = self.conn.execute(
+                "UPDATE files SET status = ?, counted_at = ? WHERE status = ? AND path = ? "
+                "AND dev = ? AND inode = ? AND size = ? AND mtime_ns = ? AND fingerprint = ?",
+                (FORGOTTEN, now, COUNTED, path_value(r.path), *r.file),
+            ).rowcount
+            if changed != 1:
+                raise MergeRefused(f"{r.path} is not in the ledger as counted (any more)")
+
+    def _subtract_counts(self, counts: dict[str, int]) -> None:
+        self._add_counts({token: -k for token, k in counts.items()})
+        # A scan of the totals: forget is rare, and this also catches a token
+        # the file's count held that the totals did not (inserted negative).
+        negative = self.conn.execute("SELECT token FROM counts WHERE count < 0 LIMIT 1").fetchone()
+        if negative is not None:
+            raise MergeRefused(f"the count of {negative[0]!r} would go below 0")
+        self.conn.executemany(
+            "DELETE FROM counts WHERE token = ? AND count = 0", ((t,) for t in sorted(counts))
         )
 
     def ledger(self) -> Iterator[tuple[str, FileId, str]]:

@@ -1,0 +1,79 @@
+"""`streamcount forget`: take back what counted files added, exactly.
+
+No per-file counts are stored, so a file's contribution is found again by
+counting it again, with the same tokenizer (the writer refuses other
+settings) and the worker's own read and decode path. That is exact only for
+the very bytes that were counted, so the file must still be what the ledger
+recorded (device, inode, size, mtime and the fingerprint of its first and
+last 64 KiB), and counting it again must give the token total the ledger
+recorded; anything else is refused with the reason, and nothing is changed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .config import Config
+from .decoding import ASCII, REPLACE
+from .store import LedgerRow, Store
+from .tokens import Tokenizer, count_pieces
+from .work import COUNTED, FileRef, Piece
+
+
+@dataclass
+class Plan:
+    """What forgetting the asked-for files would do."""
+
+    rows: list[LedgerRow] = field(default_factory=list)  # the counted rows to forget
+    counts: dict[str, int] = field(default_factory=dict)  # what they added, summed
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+
+
+def plan(store: Store, config: Config, paths: Iterable[str]) -> Plan:
+    """Find each path's `counted` ledger row and count its file again (see module doc)."""
+    wanted = {os.path.abspath(p) for p in paths}
+    # This host's counted rows (a PostgreSQL database holds every host's ledger).
+    mine = {(p, f) for p, f, status in store.ledger() if status == COUNTED and p in wanted}
+    counted = {row.path: row for row, _ in store.ledger_rows() if (row.path, row.file) in mine}
+    tokenizer = Tokenizer(config.tokenizer)
+    result = Plan()
+    for path in sorted(wanted):
+        row = counted.get(path)
+        if row is None:
+            result.refused.append((path, "not in the ledger as counted"))
+            continue
+        why = _recount_into(tokenizer, row, result.counts)
+        if why:
+            result.refused.append((path, why))
+        else:
+            result.rows.append(row)
+    return result
+
+
+def _recount_into(tokenizer: Tokenizer, row: LedgerRow, total: dict[str, int]) -> str:
+    """Count `row`'s file again and add its counts to `total`; or say why not ("")."""
+    f = row.file
+    if not f.fingerprint:
+        return "counted before identities were recorded: cannot prove it unchanged"
+    try:
+        st = os.stat(row.path, follow_symlinks=False)
+    except OSError as exc:
+        return f"cannot be read again ({exc.strerror}): its counts are not kept"
+    if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != f[:4]:
+        return "changed since it was counted: its counts are not kept"
+    ref = FileRef(row.path, f.size, f.mtime_ns, f.inode, "auto", f.dev, REPLACE)
+    done = count_pieces(tokenizer, 0, [Piece(ref)])
+    piece = done.pieces[0]
+    if piece.encoding != row.encoding and row.encoding not in ("", ASCII):
+        # counted with an encoding the watch entry named
+        done = count_pieces(tokenizer, 0, [Piece(ref._replace(encoding=row.encoding))])
+        piece = done.pieces[0]
+    if piece.status != COUNTED or piece.file != f:
+        return f"changed since it was counted ({piece.reason or piece.status})"
+    if piece.tokens != row.tokens:
+        return f"counted again it gives {piece.tokens} tokens, the ledger says {row.tokens}"
+    for token, k in done.counts.items():
+        total[token] = total.get(token, 0) + k
+    return ""

@@ -1,0 +1,148 @@
+"""`streamcount forget`: subtract exactly what files added, on both backends."""
+
+import gzip
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from streamcount.config import Config
+from streamcount.forget import plan
+from streamcount.ingest import ingest
+from streamcount.store import MergeRefused, open_store
+
+from .helpers import make_text, reference_counts
+
+
+def totals(config: Config) -> Counter[str]:
+    store = open_store(config.db)
+    try:
+        return Counter(dict(store.counts()))
+    finally:
+        store.close()
+
+
+def statuses(config: Config) -> dict[str, str]:
+    store = open_store(config.db)
+    try:
+        return {row.path: row.status for row, _ in store.ledger_rows()}
+    finally:
+        store.close()
+
+
+def forget(config: Config, paths: list[str]) -> list[tuple[str, str]]:
+    store = open_store(config.db, config.tokenizer, config.host_id)
+    try:
+        found = plan(store, config, paths)
+        if not found.refused:
+            store.subtract(found.counts, found.rows)
+        return found.refused
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def inbox(tmp_path, rng):
+    """120 files (some GB18030, one gzip), and their texts by path."""
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    texts = {}
+    for i in range(120):
+        text = make_text(rng)
+        path = folder / f"{i:03d}.txt"
+        path.write_bytes(text.encode("gb18030" if i % 5 == 0 else "utf-8"))
+        texts[str(path)] = text
+    packed = folder / "packed.txt.gz"
+    texts[str(packed)] = make_text(rng, paragraphs=30)
+    packed.write_bytes(gzip.compress(texts[str(packed)].encode()))
+    return folder, texts
+
+
+def test_forget_100_files_leaves_the_reference_of_the_rest(db, inbox):
+    folder, texts = inbox
+    config = Config(db=db, workers=2, batch_max_files=16)
+    ingest(config, [folder])
+    gone = [*sorted(texts)[:100], str(folder / "packed.txt.gz")]
+    assert forget(config, gone) == []
+    rest = [t for p, t in texts.items() if p not in gone]
+    assert totals(config) == reference_counts(rest)
+    assert {p for p, s in statuses(config).items() if s == "forgotten"} == set(gone)
+    again = ingest(config, [folder])  # a forgotten file is not counted again
+    assert not again.by_status
+    assert totals(config) == reference_counts(rest)
+
+
+@pytest.fixture
+def counted(db, inbox):
+    """The inbox ingested into `db`: (config, texts by path)."""
+    config = Config(db=db, workers=2)
+    ingest(config, [inbox[0]])
+    return config, inbox[1]
+
+
+def test_forgetting_everything_leaves_no_token(counted):
+    config, texts = counted
+    assert forget(config, list(texts)) == []
+    assert totals(config) == {}
+    store = open_store(config.db)
+    try:
+        assert store.total_tokens() == 0
+    finally:
+        store.close()
+
+
+def test_a_file_forgotten_twice_is_refused_and_nothing_changes(counted):
+    config, texts = counted
+    first = sorted(texts)[:3]
+    store = open_store(config.db, config.tokenizer, config.host_id)
+    try:
+        found = plan(store, config, first)
+        store.subtract(found.counts, found.rows)
+        before = Counter(dict(store.counts()))
+        with pytest.raises(MergeRefused, match="not in the ledger as counted"):
+            store.subtract(found.counts, found.rows)
+        assert Counter(dict(store.counts())) == before
+    finally:
+        store.close()
+
+
+def test_changed_or_deleted_file_is_refused_with_the_reason(counted):
+    config, texts = counted
+    changed, deleted, fine = sorted(texts)[:3]
+    with open(changed, "a", encoding="utf-8") as f:
+        f.write("后来追加的一行。\n")
+    os.unlink(deleted)
+    before = totals(config)
+    refused = dict(forget(config, [changed, deleted, fine]))
+    assert refused[changed].startswith("changed since it was counted")
+    assert refused[deleted].startswith("cannot be read again")
+    assert fine not in refused
+    assert totals(config) == before  # all or nothing
+    assert set(statuses(config).values()) == {"counted"}
+
+
+def test_cli_dry_run_then_forget(tmp_path, inbox):
+    folder, texts = inbox
+    db = tmp_path / "db.sqlite"
+    ingest(Config(db=db, workers=2), [folder])
+    one = sorted(texts)[0]
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "streamcount", "forget", *args, "--db", str(db)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    before = totals(Config(db=db))
+    dry = run(one, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would subtract 1 files" in dry.stdout
+    assert totals(Config(db=db)) == before
+    done = run(one)
+    assert done.returncode == 0, done.stderr
+    assert before - totals(Config(db=db)) == reference_counts([texts[one]])
+    again = run(one)
+    assert again.returncode == 1
+    assert again.stderr.splitlines()[0].endswith("not in the ledger as counted")
