@@ -190,6 +190,9 @@ def worker(
     args = [sys.executable, "-m", "distributed.cli.dask_worker", scheduler, "--nthreads", "1"]
     args += ["--nworkers", str(nworkers), "--preload", "streamcount.cluster"]
     os.execv(sys.executable, args)
+
+
+@app.command()
 def forget(
     paths: Annotated[list[Path], typer.Argument(help="counted files to take back")],
     config: ConfigOpt = None,
@@ -202,7 +205,7 @@ def forget(
 
     cfg = _config(config, db)
     with _clean_errors():
-        store = open_store(cfg.db, cfg.tokenizer, cfg.host_id)
+        store = open_store(cfg.db, cfg.tokenizer, cfg.host_id, buckets=cfg.buckets)
         try:
             found = plan(store, cfg, map(str, paths))
             for path, why in found.refused:
@@ -217,7 +220,7 @@ def forget(
                     typer.echo(f"{row.path}\t{row.tokens}")
                 typer.echo(f"would subtract {what}")
                 return
-            store.subtract(found.counts, found.rows)
+            store.subtract(found.counts, found.rows, found.by_bucket)
             typer.echo(f"forgot {what}")
         finally:
             store.close()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .config import Config
 from .decoding import ASCII, REPLACE
-from .store import LedgerRow, Store
+from .store import LedgerRow, Store, add_into
 from .tokens import Tokenizer, count_pieces
 from .work import COUNTED, FileRef, Piece
 
@@ -28,6 +28,7 @@ class Plan:
 
     rows: list[LedgerRow] = field(default_factory=list)  # the counted rows to forget
     counts: dict[str, int] = field(default_factory=dict)  # what they added, summed
+    by_bucket: dict[int, dict[str, int]] = field(default_factory=dict)  # the same, per bucket
     refused: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
 
 
@@ -44,11 +45,15 @@ def plan(store: Store, config: Config, paths: Iterable[str]) -> Plan:
         if row is None:
             result.refused.append((path, "not in the ledger as counted"))
             continue
-        why = _recount_into(tokenizer, row, result.counts)
+        own: dict[str, int] = {}
+        why = _recount_into(tokenizer, row, own)
         if why:
             result.refused.append((path, why))
-        else:
-            result.rows.append(row)
+            continue
+        result.rows.append(row)
+        add_into(result.counts, own)
+        if row.bucket is not None:  # its counts went to that time bucket too
+            add_into(result.by_bucket.setdefault(row.bucket, {}), own)
     return result
 
 

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -257,3 +258,26 @@ def test_copy_takes_the_buckets_and_their_settings(tmp_path, db):
     assert buckets == totals == Counter({"旧": 3, "的": 3, "新": 1}) and bucket_total == total == 7
     with pytest.raises(StoreError, match=r"buckets\.time"):
         _writer(db)  # the copy was filed by mtime
+
+
+def test_forget_takes_files_out_of_their_buckets_too(thirty_days, db):
+    """`forget` of the files of ten days: each day's bucket is the reference of the
+    files left, the emptied days hold nothing, and the buckets still sum to the totals."""
+    config, _, day_of = thirty_days
+    gone = sorted(p for p in day_of if Path(p).name < "10")
+    done = cli("forget", *gone, "--config", config)
+    assert done.returncode == 0, done.stderr
+    left: dict[str, Counter] = {}
+    for path, midnight in day_of.items():
+        if path not in gone:
+            text = Path(path).read_text(encoding="utf-8")
+            left.setdefault(midnight.date().isoformat(), Counter()).update(reference_counts([text]))
+    first = local_midnight(DAYS - 1).date().isoformat()
+    out = cli("trend", *WORDS, "--since", first, "--config", config, "--json")
+    assert out.returncode == 0, out.stderr
+    got = {(r["bucket"], r["token"]): r["count"] for r in json.loads(out.stdout)}
+    days = [local_midnight(d).date().isoformat() for d in reversed(range(DAYS))]
+    assert got == {(day, w): left.get(day, Counter())[w] for day in days for w in WORDS}
+    buckets, totals, bucket_total, total = store_sums(db)
+    assert buckets == totals == sum(left.values(), Counter())
+    assert bucket_total == total == totals.total()

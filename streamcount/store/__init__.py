@@ -303,21 +303,29 @@ class Store:
         # as when the connection dies between the server's COMMIT and its answer
         failpoints.fail("merge-answer-lost", (r.path for r in rows), StoreUnavailable)
 
-    def subtract(self, counts: Mapping[str, int], rows: list[LedgerRow]) -> None:
+    def subtract(
+        self,
+        counts: Mapping[str, int],
+        rows: list[LedgerRow],
+        by_bucket: Mapping[int, Mapping[str, int]] | None = None,
+    ) -> None:
         """Take back what the counted files `rows` added: subtract `counts` from the
-        totals and mark their ledger rows `forgotten`, in one transaction.
+        totals, and `by_bucket` (bucket start -> counts, the rows' own buckets)
+        from the time buckets, and mark the rows `forgotten`, in one transaction.
 
-        Tokens that reach 0 are deleted. A row that is no longer `counted` (as
-        recorded: the same path and identity), or a count that would go below
-        0, raises MergeRefused and changes nothing. Whatever else a merge adds
-        per file (time buckets) is to be subtracted here too, in the same
-        transaction.
+        Tokens that reach 0 are deleted. A bucket `keep` has dropped already is
+        left alone (there is nothing of it to take back). A row that is no
+        longer `counted` (as recorded: the same path and identity), or a count
+        that would go below 0, raises MergeRefused and changes nothing.
         """
         now = utc_now()
         with self._transaction():
             self._mark_forgotten(rows, now)
             self._add_total(-sum(counts.values()), now, uuid.uuid4().hex)
             self._subtract_counts(dict(counts))
+            for bucket in sorted(by_bucket or {}):  # after the totals, as merges lock them
+                if self._has_bucket(bucket):
+                    self._subtract_bucket(bucket, dict(by_bucket[bucket]))
 
     def copy_from(self, source: Store, add: bool = False) -> dict[str, int]:
         """Add `source`'s totals, its whole ledger (filed under this host) and its
@@ -539,6 +547,15 @@ class Store:
 
     def _drop_buckets(self, before: int) -> None:
         """Delete the buckets that start before `before` (`keep`); the totals stay."""
+        raise NotImplementedError
+
+    def _has_bucket(self, bucket: int) -> bool:
+        """Whether the bucket starting at `bucket` is there (not dropped by `keep`)."""
+        raise NotImplementedError
+
+    def _subtract_bucket(self, bucket: int, counts: dict[str, int]) -> None:
+        """Subtract `counts` from one bucket and its total, deleting the tokens
+        that reach 0; MergeRefused if one would go below 0."""
         raise NotImplementedError
 
     def bucket_totals(self, first: int, end: int | None) -> list[tuple[int, int]]:

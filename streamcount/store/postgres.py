@@ -423,6 +423,27 @@ class PostgresStore(Store):
         self.conn.execute("DELETE FROM buckets WHERE bucket < %s", (before,))
         self.conn.execute("DELETE FROM bucket_totals WHERE bucket < %s", (before,))
 
+    def _has_bucket(self, bucket: int) -> bool:
+        sql = "SELECT 1 FROM bucket_totals WHERE bucket = %s"
+        return self.conn.execute(sql, (bucket,)).fetchone() is not None
+
+    def _subtract_bucket(self, bucket: int, counts: dict[str, int]) -> None:
+        if not counts:
+            return
+        tokens = sorted(counts)
+        self._add_bucket(bucket, {token: -k for token, k in counts.items()})
+        negative = self.conn.execute(
+            "SELECT token FROM buckets WHERE bucket = %s AND token = ANY(%s) AND count < 0 "
+            "LIMIT 1",
+            (bucket, tokens),
+        ).fetchone()
+        if negative is not None:
+            raise MergeRefused(f"the count of {negative[0]!r} in its bucket would go below 0")
+        self.conn.execute(
+            "DELETE FROM buckets WHERE bucket = %s AND token = ANY(%s) AND count = 0",
+            (bucket, tokens),
+        )
+
     def bucket_totals(self, first: int, end: int | None) -> list[tuple[int, int]]:
         return self.conn.execute(
             "SELECT bucket, tokens FROM bucket_totals WHERE bucket >= %s "

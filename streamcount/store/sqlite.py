@@ -379,6 +379,22 @@ class SqliteStore(Store):
         self.conn.execute("DELETE FROM buckets WHERE bucket < ?", (before,))
         self.conn.execute("DELETE FROM bucket_totals WHERE bucket < ?", (before,))
 
+    def _has_bucket(self, bucket: int) -> bool:
+        sql = "SELECT 1 FROM bucket_totals WHERE bucket = ?"
+        return self.conn.execute(sql, (bucket,)).fetchone() is not None
+
+    def _subtract_bucket(self, bucket: int, counts: dict[str, int]) -> None:
+        self._add_bucket(bucket, {token: -k for token, k in counts.items()})
+        negative = self.conn.execute(
+            "SELECT token FROM buckets WHERE bucket = ? AND count < 0 LIMIT 1", (bucket,)
+        ).fetchone()
+        if negative is not None:
+            raise MergeRefused(f"the count of {negative[0]!r} in its bucket would go below 0")
+        self.conn.executemany(
+            "DELETE FROM buckets WHERE bucket = ? AND token = ? AND count = 0",
+            ((bucket, t) for t in sorted(counts)),
+        )
+
     def bucket_totals(self, first: int, end: int | None) -> list[tuple[int, int]]:
         return self.conn.execute(
             "SELECT bucket, tokens FROM bucket_totals WHERE bucket >= ? AND bucket < ? "
