@@ -6,6 +6,7 @@ Kept small for a shared 2-core machine: 2 worker processes, 1 thread each.
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import signal
@@ -75,6 +76,31 @@ def test_ingest_of_the_corpus_through_the_cluster_equals_reference(tmp_path, clu
     ledger = db_ledger(config.db)
     assert len(ledger) == len(texts) + 1 == summary.by_status["counted"]
     assert set(ledger.values()) == {"counted"}
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["bytes-sent", "shared-filesystem"])
+def test_compressed_files_through_the_cluster_equal_reference(tmp_path, cluster, rng, shared):
+    """A .gz and a .zst read on the daemon's host and decompressed on a worker (or
+    read there, with a shared filesystem); a truncated .gz is failed, adds nothing."""
+    import zstandard
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    texts = [make_text(rng, paragraphs=40) for _ in range(2)]
+    (inbox / "a.txt.gz").write_bytes(gzip.compress(texts[0].encode()))
+    (inbox / "b.txt.zst").write_bytes(zstandard.ZstdCompressor().compress(texts[1].encode()))
+    cut = gzip.compress(make_text(rng, paragraphs=40).encode())
+    (inbox / "c.txt.gz").write_bytes(cut[: len(cut) // 2])
+    config = Config(
+        db=tmp_path / "db.sqlite", workers=2, cluster_scheduler=cluster.scheduler_address,
+        cluster_shared_filesystem=shared,
+    )  # fmt: skip
+    ingest(config, [inbox])
+    assert db_counts(config.db) == reference_counts(texts)
+    ledger = db_ledger(config.db)
+    assert {Path(p).name: s for p, s in ledger.items()} == {
+        "a.txt.gz": "counted", "b.txt.zst": "counted", "c.txt.gz": "failed",
+    }  # fmt: skip
 
 
 def test_a_worker_with_another_tokenizer_or_version_refuses_the_task(tmp_path, cluster):
