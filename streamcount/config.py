@@ -85,6 +85,9 @@ class Config:
     cluster_shared_filesystem: bool = False  # workers read the paths themselves
     cluster_max_bytes_in_flight: int = 256 * 1024 * 1024  # file bytes sent, not yet back
     cluster_fallback: str = "none"  # "local": count locally while the scheduler is away
+    # Each counted file's own counts kept in the database, so `forget` can take
+    # back a file that changed or is gone (forget.py).
+    keep_file_counts: bool = False
 
     def override(self, **changes: Any) -> Config:
         """Return a copy with the given fields replaced; None means keep."""
@@ -167,6 +170,7 @@ _SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "log_format": (str, _one_of("text", "json")),
         "metrics_port": (int, _port),
         "metrics_address": (str, None),
+        "keep_file_counts": (bool, None),
     },
     "discovery": {
         "watch": (list, None),
@@ -292,6 +296,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         log_format=top.get("log_format", defaults.log_format),
         metrics_port=top.get("metrics_port", defaults.metrics_port),
         metrics_address=top.get("metrics_address", defaults.metrics_address),
+        keep_file_counts=top.get("keep_file_counts", defaults.keep_file_counts),
         watch=tuple(_watch_dirs(disc.get("watch", []), path, resolve)),
         decode_errors=disc.get("decode_errors", defaults.decode_errors),
         include=tuple(_strings(disc.get("include", defaults.include), path, "discovery.include")),

@@ -146,3 +146,54 @@ def test_cli_dry_run_then_forget(tmp_path, inbox):
     again = run(one)
     assert again.returncode == 1
     assert again.stderr.splitlines()[0].endswith("not in the ledger as counted")
+
+
+def test_kept_counts_take_back_changed_deleted_and_chunked_files(db, inbox, rng):
+    """keep_file_counts: forget subtracts the stored counts, so the file may have
+    changed or be gone; a chunked file's kept counts are its chunks' sum."""
+    folder, texts = inbox
+    big = folder / "big.txt"
+    texts[str(big)] = make_text(rng, paragraphs=400)
+    big.write_text(texts[str(big)], encoding="utf-8")
+    config = Config(db=db, workers=2, batch_max_files=16, chunk_bytes=16384,
+                    keep_file_counts=True)  # fmt: skip
+    ingest(config, [folder])
+    assert totals(config) == reference_counts(texts.values())
+    changed, deleted, fine = sorted(texts)[:3]
+    with open(changed, "a", encoding="utf-8") as f:
+        f.write("后来追加的一行。\n")
+    os.unlink(deleted)
+    gone = [changed, deleted, fine, str(big), str(folder / "packed.txt.gz")]
+    assert forget(config, gone) == []
+    rest = [t for p, t in texts.items() if p not in gone]
+    assert totals(config) == reference_counts(rest)
+    assert {p for p, s in statuses(config).items() if s == "forgotten"} == set(gone)
+
+
+def test_kept_counts_are_dropped_with_the_forgotten_row(db, inbox):
+    folder, texts = inbox
+    config = Config(db=db, workers=2, keep_file_counts=True)
+    ingest(config, [folder])
+    one = sorted(texts)[0]
+    store = open_store(config.db, config.tokenizer, config.host_id)
+    try:
+        row = next(r for r, _ in store.ledger_rows() if r.path == one)
+        assert store.file_counts(row) == reference_counts([texts[one]])
+        found = plan(store, config, [one])
+        store.subtract(found.counts, found.rows)
+        assert store.file_counts(row) == {}
+        kept = store.conn.execute("SELECT count(*) FROM file_counts").fetchone()[0]
+        assert kept == sum(1 for t in texts.values() for _ in reference_counts([t])) - len(
+            reference_counts([texts[one]])
+        )
+    finally:
+        store.close()
+
+
+def test_without_kept_counts_nothing_is_stored(counted):
+    config, _ = counted
+    store = open_store(config.db)
+    try:
+        assert store.conn.execute("SELECT count(*) FROM file_counts").fetchone()[0] == 0
+    finally:
+        store.close()
