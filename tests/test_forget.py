@@ -197,3 +197,44 @@ def test_without_kept_counts_nothing_is_stored(counted):
         assert store.conn.execute("SELECT count(*) FROM file_counts").fetchone()[0] == 0
     finally:
         store.close()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamcount", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_forgotten_file_that_grew_is_not_counted_again(db, inbox):
+    folder, texts = inbox
+    config = Config(db=db, workers=2, keep_file_counts=True)
+    ingest(config, [folder])
+    grown = sorted(texts)[1]
+    with open(grown, "a", encoding="utf-8") as f:
+        f.write("后来追加的一行。\n")
+    assert forget(config, [grown]) == []
+    again = ingest(config, [folder])
+    assert not again.by_status
+    assert totals(config) == reference_counts([t for p, t in texts.items() if p != grown])
+
+
+def test_cli_recount_counts_the_files_as_they_are_now(tmp_path, inbox):
+    """--recount: a changed file (its kept counts subtracted) and an unchanged one
+    are counted again as they are now; a deleted one is only forgotten."""
+    folder, texts = inbox
+    db = tmp_path / "db.sqlite"
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'db = "{db}"\nkeep_file_counts = true\nworkers = 2\n')
+    ingest(Config(db=db, workers=2, keep_file_counts=True), [folder])
+    changed, same, deleted = sorted(texts)[:3]
+    texts[changed] = "改写以后的内容。\n" + texts[changed][: len(texts[changed]) // 2]
+    with open(changed, "w", encoding="utf-8") as f:
+        f.write(texts[changed])
+    os.unlink(deleted)
+    done = run_cli("forget", changed, same, deleted, "--recount", "--config", str(config_file))
+    assert done.returncode == 0, done.stderr
+    assert "counted again 2 files" in done.stdout
+    rest = [t for p, t in texts.items() if p != deleted]
+    assert totals(Config(db=db)) == reference_counts(rest)
+    assert not ingest(Config(db=db, workers=2), [folder]).by_status  # nothing twice
+    assert totals(Config(db=db)) == reference_counts(rest)
