@@ -10,8 +10,8 @@ ledger row covers exactly one identity (see identity.py), not a path:
 - anything else: a new file, also at a path counted before (rotation,
   rename-over, delete and recreate, a rewrite), or in a reused inode -> counted
 - a file whose path or inode is in flight            -> decided after that merge
-- a forgotten file (`streamcount forget`), changed or not: its path's
-  latest row is `forgotten` with its (dev, inode)     -> nothing to do
+- a forgotten file (`streamcount forget`), as it was or grown (the same
+  dev, inode and first bytes at the path)             -> nothing to do
 
 Files are in flight from the moment they are handed to the pipeline until
 their merge (or until they come back uncounted), so a file renamed while
@@ -88,7 +88,9 @@ class KnownFiles:
         known = self.at_path.get(path)
         if known is not None and known.same_stat(st):
             return Verdict(SKIP)
-        if known is not None and known[:2] == key and self.forgotten.get(path) == key:
+        if known is not None and self.forgotten.get(path) == key == known[:2] and _intact(
+            path, st, known
+        ):
             return Verdict(SKIP, "forgotten: not counted again")
         held = self.holder.get(key) or self.holder.get((0, st.st_ino))
         if held is None:
@@ -163,6 +165,8 @@ class KnownFiles:
             self.holder[file.key] = (path, file)
         elif status == FORGOTTEN:
             self.forgotten[path] = file.key
+            if self.holder.get(file.key, ("",))[0] == path:
+                del self.holder[file.key]
 
 
 def admit(
@@ -188,6 +192,13 @@ def admit(
     elif verdict.action == APPENDED:
         known.note(path, st)
     return verdict
+
+
+def _intact(path: str, st: os.stat_result, file: FileId) -> bool:
+    """The bytes of `file` are still the first bytes of `path` (no fingerprint: assumed)."""
+    return st.st_size >= file.size and (
+        not file.fingerprint or path_fingerprint(path, file.size) == file.fingerprint
+    )
 
 
 def _lstat(path: str) -> os.stat_result | None:
