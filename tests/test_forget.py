@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -13,7 +14,15 @@ from streamcount.forget import plan
 from streamcount.ingest import ingest
 from streamcount.store import MergeRefused, open_store
 
-from .helpers import make_text, reference_counts
+from .helpers import (
+    DaemonProcess,
+    db_counts,
+    db_ledger,
+    make_text,
+    reference_counts,
+    wait_until,
+    write_config,
+)
 
 
 def totals(config: Config) -> Counter[str]:
@@ -238,3 +247,29 @@ def test_cli_recount_counts_the_files_as_they_are_now(tmp_path, inbox):
     assert totals(Config(db=db)) == reference_counts(rest)
     assert not ingest(Config(db=db, workers=2), [folder]).by_status  # nothing twice
     assert totals(Config(db=db)) == reference_counts(rest)
+
+
+def test_the_daemon_does_not_count_a_forgotten_file_again(tmp_path, inbox, rng):
+    """A forgotten file, unchanged or grown since, is left alone by the daemon; a
+    new file beside them is counted (the same start-up rescan sees all three)."""
+    folder, texts = inbox
+    db = tmp_path / "db.sqlite"
+    config = Config(db=db, workers=2, keep_file_counts=True)
+    ingest(config, [folder])
+    unchanged, grown = sorted(texts)[:2]
+    with open(grown, "a", encoding="utf-8") as f:
+        f.write("后来追加的一行。\n")
+    assert forget(config, [unchanged, grown]) == []
+    new = folder / "new.txt"
+    texts[str(new)] = make_text(rng)
+    new.write_text(texts[str(new)], encoding="utf-8")
+    config_file = write_config(
+        tmp_path / "config.toml", folder, db, keep_file_counts=True, rescan_seconds=1.0
+    )
+    daemon = DaemonProcess(config_file).start()
+    wait_until(lambda: db_ledger(db).get(str(new)) == "counted", 60, "the new file counted")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    rest = [t for p, t in texts.items() if p not in (unchanged, grown)]
+    assert db_counts(db) == reference_counts(rest)
+    assert db_ledger(db)[unchanged] == db_ledger(db)[grown] == "forgotten"
