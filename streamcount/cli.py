@@ -198,10 +198,14 @@ def forget(
     config: ConfigOpt = None,
     db: DbOpt = None,
     dry_run: Annotated[bool, typer.Option(help="print what would be subtracted")] = False,
+    recount: Annotated[
+        bool, typer.Option(help="then count the files as they are now (those still there)")
+    ] = False,
 ) -> None:
     """Subtract exactly what these counted files added; their ledger rows become
     `forgotten`. All or nothing: if one cannot be taken back, nothing is."""
     from .forget import plan
+    from .ingest import ingest as ingest_files
 
     cfg = _config(config, db)
     with _clean_errors():
@@ -224,6 +228,11 @@ def forget(
             typer.echo(f"forgot {what}")
         finally:
             store.close()
+        there = [row.path for row in found.rows if os.path.isfile(row.path)]
+        if recount and there:  # the writer lock is free again: count them now
+            summary = ingest_files(cfg, [Path(p) for p in there], recount=there)
+            typer.echo(f"counted again {summary.by_status['counted']} files, "
+                       f"{summary.tokens:,} tokens")  # fmt: skip
 
 
 class _Bar:

@@ -132,7 +132,7 @@ def count_remote(
             "its jieba version or the settings differ from the daemon's"
         )
     failpoints.fail("cluster-task", [p.file.path for p in task.pieces])  # a task that raises
-    return count_pieces(tokenizer, task.id, task.pieces, loaded)
+    return count_pieces(tokenizer, task.id, task.pieces, loaded, task.per_file)
 
 
 def dask_setup(worker: Any) -> None:

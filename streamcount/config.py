@@ -35,6 +35,7 @@ class WatchDir:
     decode_errors: str | None = None  # None: the global [discovery] decode_errors
     follow: bool = False  # growing files: lines counted as they arrive (follow.py)
     after: str = "keep"  # or "delete", "move:DIR": what to do once counted (inbox.py)
+    on_delete: str = "keep"  # or "forget": a counted file removed is forgotten (ondelete.py)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,9 @@ class Config:
     cluster_shared_filesystem: bool = False  # workers read the paths themselves
     cluster_max_bytes_in_flight: int = 256 * 1024 * 1024  # file bytes sent, not yet back
     cluster_fallback: str = "none"  # "local": count locally while the scheduler is away
+    # Each counted file's own counts kept in the database, so `forget` can take
+    # back a file that changed or is gone (forget.py).
+    keep_file_counts: bool = False
 
     def override(self, **changes: Any) -> Config:
         """Return a copy with the given fields replaced; None means keep."""
@@ -167,6 +171,7 @@ _SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "log_format": (str, _one_of("text", "json")),
         "metrics_port": (int, _port),
         "metrics_address": (str, None),
+        "keep_file_counts": (bool, None),
     },
     "discovery": {
         "watch": (list, None),
@@ -284,6 +289,18 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         lowercase=tok.get("lowercase", False),
         min_length=tok.get("min_length", 1),
     )
+    watch = tuple(_watch_dirs(disc.get("watch", []), path, resolve))
+    keep_file_counts = top.get("keep_file_counts", defaults.keep_file_counts)
+    if any(w.on_delete == "forget" and w.after != "keep" for w in watch):
+        raise ConfigError(
+            f"{path}: 'discovery.watch.on_delete' = \"forget\" cannot go with an 'after' that "
+            "empties the folder (it would forget every file it counts)"
+        )
+    if any(w.on_delete == "forget" for w in watch) and not keep_file_counts:
+        raise ConfigError(
+            f"{path}: 'discovery.watch.on_delete' = \"forget\" needs keep_file_counts = true "
+            "(a deleted file cannot be counted again to take it back)"
+        )
     return Config(
         db=parse_db(top["db"], base) if "db" in top else defaults.db,
         host_id=top.get("host_id", defaults.host_id),
@@ -292,7 +309,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         log_format=top.get("log_format", defaults.log_format),
         metrics_port=top.get("metrics_port", defaults.metrics_port),
         metrics_address=top.get("metrics_address", defaults.metrics_address),
-        watch=tuple(_watch_dirs(disc.get("watch", []), path, resolve)),
+        keep_file_counts=keep_file_counts,
+        watch=watch,
         decode_errors=disc.get("decode_errors", defaults.decode_errors),
         include=tuple(_strings(disc.get("include", defaults.include), path, "discovery.include")),
         exclude=tuple(_strings(disc.get("exclude", defaults.exclude), path, "discovery.exclude")),
@@ -357,11 +375,13 @@ def _watch_dirs(entries: list[Any], path: Path, resolve: Any) -> list[WatchDir]:
                 f"{path}: 'discovery.watch' entries are paths or "
                 "{ path = ..., encoding = ..., decode_errors = ..., follow = ... }"
             )
-        unknown = set(entry) - {"path", "encoding", "decode_errors", "follow", "after"}
+        keys = {"path", "encoding", "decode_errors", "follow", "after", "on_delete"}
+        unknown = set(entry) - keys
         if unknown:
             raise ConfigError(f"{path}: unknown key 'discovery.watch.{sorted(unknown)[0]}'")
         checks = {
-            "encoding": encoding_problem, "decode_errors": _decode_errors, "after": after_problem
+            "encoding": encoding_problem, "decode_errors": _decode_errors, "after": after_problem,
+            "on_delete": _one_of("keep", "forget"),
         }
         for key, check in checks.items():
             value = entry.get(key)
@@ -375,9 +395,13 @@ def _watch_dirs(entries: list[Any], path: Path, resolve: Any) -> list[WatchDir]:
         after = entry.get("after", "keep")
         if after.startswith("move:"):
             after = f"move:{resolve(after.removeprefix('move:'))}"
+        on_delete = entry.get("on_delete", "keep")
         dirs.append(
-            WatchDir(resolve(entry["path"]), encoding, entry.get("decode_errors"), follow, after)
-        )
+            WatchDir(
+                resolve(entry["path"]), encoding, entry.get("decode_errors"), follow, after,
+                on_delete,
+            )
+        )  # fmt: skip
     return dirs
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import ondelete
 from .config import Config, ConfigError, WatchDir
 from .discovery import Rules, regular_stat, scan
 from .follow import Follower
@@ -76,6 +77,8 @@ class Daemon:
         self.counted = 0
         self.last_merge: str | None = None
         self._next_ping = self._next_status = self._next_rescan = 0.0
+        self._removed: set[str] = set()  # deleted under on_delete = "forget", to forget
+        self._not_forgotten: set[str] = set()  # refused once: not tried again
         self._status_at = time.monotonic()
         self._counted_at_status = 0
 
@@ -118,6 +121,8 @@ class Daemon:
             now = time.monotonic()
             for path, st in self.readiness.due(now, regular_stat):
                 self._add(path, st)
+            if self._removed:
+                self._forget_removed()
             if now >= self._next_rescan or not self.watcher.alive():
                 if not self.watcher.alive():
                     log.error("the file watcher stopped; restarting it and rescanning")
@@ -220,13 +225,20 @@ class Daemon:
         now, wall = time.monotonic(), time.time()
         seen = 0
         for root in self.config.watch:
+            present: set[str] = set()
             for path, st in scan(root.path, self.rules):
                 seen += 1
+                if root.on_delete == "forget":
+                    present.add(path)
                 if root.follow:
                     self._follow_seen(path, root)
                     continue
                 if not self.known.unchanged(path, st) and self.readiness.offer(path, st, now, wall):
                     self._add(path, st, root)
+            if root.on_delete == "forget":
+                self._removed.update(ondelete.missing(self.known, root.path, present))
+        if self._removed:
+            self._forget_removed()
         log.debug("rescanned %d files in %.0f ms", seen, (time.monotonic() - now) * 1000)
 
     def _take_sightings(self, wait: float) -> None:
@@ -254,12 +266,26 @@ class Daemon:
             return
         if not self.rules.wanted(path, root.path):
             return
+        if kind == "deleted":
+            if root.on_delete == "forget":
+                self._removed.add(path)
+            return
         if root.follow:
             self._follow_seen(path, root)
             return
         st = regular_stat(path)
         if st is not None:
             self._offer(path, st, root, now, wall, kind == "complete")
+
+    def _forget_removed(self) -> None:
+        """Forget the counted files removed under on_delete = "forget" (ondelete.py)."""
+        removed, self._removed = self._removed, set()
+        try:
+            ondelete.forget_removed(
+                self.pipeline.store, self.config, self.known, removed, self._not_forgotten
+            )
+        except StoreError as exc:  # the next rescan finds them missing again
+            log.error("cannot forget removed files now: %s", exc)
 
     def _follow_seen(self, path: str, root: WatchDir) -> None:
         self.follower.seen(path, root.encoding, self.config.decode_errors_of(root))

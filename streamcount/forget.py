@@ -1,6 +1,8 @@
 """`streamcount forget`: take back what counted files added, exactly.
 
-No per-file counts are stored, so a file's contribution is found again by
+With `keep_file_counts = true` each counted file's own counts are in the
+database (file_counts), and those are subtracted: the file may have changed
+or be gone. A file counted without them kept has its contribution found by
 counting it again, with the same tokenizer (the writer refuses other
 settings) and the worker's own read and decode path. That is exact only for
 the very bytes that were counted, so the file must still be what the ledger
@@ -45,8 +47,8 @@ def plan(store: Store, config: Config, paths: Iterable[str]) -> Plan:
         if row is None:
             result.refused.append((path, "not in the ledger as counted"))
             continue
-        own: dict[str, int] = {}
-        why = _recount_into(tokenizer, row, own)
+        own = _kept(store, row)
+        why = "" if own is not None else _recount_into(tokenizer, row, own := {})
         if why:
             result.refused.append((path, why))
             continue
@@ -55,6 +57,15 @@ def plan(store: Store, config: Config, paths: Iterable[str]) -> Plan:
         if row.bucket is not None:  # its counts went to that time bucket too
             add_into(result.by_bucket.setdefault(row.bucket, {}), own)
     return result
+
+
+def _kept(store: Store, row: LedgerRow) -> dict[str, int] | None:
+    """The counts kept for `row` (keep_file_counts), if they are all there: they
+    must sum to the tokens its ledger row says it added."""
+    if row.tokens == 0:
+        return {}
+    kept = store.file_counts(row)
+    return kept if kept and sum(kept.values()) == row.tokens else None
 
 
 def _recount_into(tokenizer: Tokenizer, row: LedgerRow, total: dict[str, int]) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,8 +69,12 @@ def ingest(
     on_start: Callable[[int, int], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     stop: StopFlag | None = None,
+    recount: Iterable[str] = (),
 ) -> Summary:
     """Count every file under `paths` not yet counted; return what happened.
+
+    `recount`: paths whose ledger rows are ignored, so the files there now are
+    counted (`forget --recount`, just after forgetting them).
 
     `on_start(files, bytes)` is told the work found; `on_progress` each round's.
     A stop signal finishes and commits the tasks in flight, then returns.
@@ -85,6 +89,7 @@ def ingest(
     summary.found = len(found)
     with stop.installed(), open_pipeline(config, merge_interval=COMMIT_SECONDS) as pipeline:
         known = KnownFiles(pipeline.store.ledger())
+        known.release(recount)
         sent = _admit(known, pipeline, found, encoding, config.decode_errors, summary)
         if on_start:
             on_start(len(sent), sum(st.st_size for _, st in sent))

@@ -10,6 +10,8 @@ ledger row covers exactly one identity (see identity.py), not a path:
 - anything else: a new file, also at a path counted before (rotation,
   rename-over, delete and recreate, a rewrite), or in a reused inode -> counted
 - a file whose path or inode is in flight            -> decided after that merge
+- a forgotten file (`streamcount forget`), as it was or grown (the same
+  dev, inode and first bytes at the path)             -> nothing to do
 
 Files are in flight from the moment they are handed to the pipeline until
 their merge (or until they come back uncounted), so a file renamed while
@@ -26,7 +28,7 @@ from . import longpaths
 from .discovery import file_ref
 from .identity import FileId, path_fingerprint, stat_key
 from .store import LedgerRow
-from .work import COUNTED, LINKED, MOVED
+from .work import COUNTED, FORGOTTEN, LINKED, MOVED
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -52,11 +54,14 @@ class KnownFiles:
         self.inflight_keys: dict[tuple[int, int], str] = {}
         self.waiting: dict[str, set[str]] = {}  # in-flight path -> paths decided after it
         self.noted: dict[str, tuple[int, int, int, int]] = {}  # grown after counting: seen
+        self.forgotten: dict[str, tuple[int, int]] = {}  # path -> (dev, inode) forgotten there
         at_path, holder = self.at_path, self.holder
         for path, file, status in rows:  # _record, inlined: start-up reads every row
             at_path[path] = file
             if status in HOLDING:
                 holder[file[:2]] = (path, file)
+            elif status == FORGOTTEN:
+                self.forgotten[path] = file[:2]
 
     def __len__(self) -> int:
         return len(self.at_path)
@@ -83,6 +88,10 @@ class KnownFiles:
         known = self.at_path.get(path)
         if known is not None and known.same_stat(st):
             return Verdict(SKIP)
+        if known is not None and self.forgotten.get(path) == key == known[:2] and _intact(
+            path, st, known
+        ):
+            return Verdict(SKIP, "forgotten: not counted again")
         held = self.holder.get(key) or self.holder.get((0, st.st_ino))
         if held is None:
             return Verdict(COUNT, "a new file at a path counted before" if known else "")
@@ -143,10 +152,21 @@ class KnownFiles:
             del self.inflight_keys[key]
         return sorted(self.waiting.pop(path, ()))
 
+    def release(self, paths: Iterable[str]) -> None:
+        """Forget what the ledger says of these paths (`forget --recount`): a file
+        there now is counted as a new one."""
+        for path in paths:
+            self.at_path.pop(path, None)
+            self.forgotten.pop(path, None)
+
     def _record(self, path: str, file: FileId, status: str) -> None:
         self.at_path[path] = file
         if status in HOLDING:
             self.holder[file.key] = (path, file)
+        elif status == FORGOTTEN:
+            self.forgotten[path] = file.key
+            if self.holder.get(file.key, ("",))[0] == path:
+                del self.holder[file.key]
 
 
 def admit(
@@ -172,6 +192,13 @@ def admit(
     elif verdict.action == APPENDED:
         known.note(path, st)
     return verdict
+
+
+def _intact(path: str, st: os.stat_result, file: FileId) -> bool:
+    """The bytes of `file` are still the first bytes of `path` (no fingerprint: assumed)."""
+    return st.st_size >= file.size and (
+        not file.fingerprint or path_fingerprint(path, file.size) == file.fingerprint
+    )
 
 
 def _lstat(path: str) -> os.stat_result | None:

@@ -221,6 +221,8 @@ class Pipeline:
 
     def _send(self, task: Task) -> bool:
         """Submit `task`; False if the executor cannot take it now (it waits)."""
+        if self.config.keep_file_counts and not task.is_chunk:
+            task = task._replace(per_file=True)
         try:
             try:
                 future = self._pool.submit(task)
@@ -267,8 +269,8 @@ class Pipeline:
     def _take(self, task: Task, result: TaskResult) -> None:
         """Add a task's result to the pending merge; state changes only once it is in."""
         refs = {p.file.path: p.file for p in task.pieces}
-        rows, vanished, changed = [], [], []
-        for r in result.pieces:
+        rows, vanished, changed, per_file = [], [], [], []
+        for i, r in enumerate(result.pieces):
             if r.status == VANISHED:
                 vanished.append(r.path)
             elif r.status == CHANGED:
@@ -276,9 +278,11 @@ class Pipeline:
                 changed.append(r.path)
             else:
                 rows.append(ledger_row(refs[r.path], r))
+                per_file.append(result.per_file[i] if result.per_file else {})
         failpoints.fail("pipeline-take", refs, MemoryError)
         bucket = self.bucket_of(task.pieces[0].file) if self.bucket_of else None
-        self._pending.add(result.counts, rows, bucket)
+        kept = per_file if result.per_file is not None else None
+        self._pending.add(result.counts, rows, bucket, kept)
         self._vanished += vanished
         self._returned += changed
 
@@ -365,7 +369,8 @@ class Pipeline:
                 ref.path, COUNTED, reason, a.bytes, a.tokens, encoding, a.files.pop(), a.replaced
             )
             bucket = self.bucket_of(ref) if self.bucket_of else None
-            self._pending.add(a.counts, [ledger_row(ref, whole)], bucket)
+            kept = [a.counts] if self.config.keep_file_counts else None
+            self._pending.add(a.counts, [ledger_row(ref, whole)], bucket, kept)
 
     def _merge(self) -> Progress:
         """Commit every finished task in one transaction; back off if the writer fails.

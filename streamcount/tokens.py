@@ -276,7 +276,7 @@ def _die_with(parent: int) -> None:
 def count_task(task: Task) -> TaskResult:
     """Count a task in this worker; see `count_pieces`."""
     assert _tokenizer is not None, "init_worker did not run"
-    return count_pieces(_tokenizer, task.id, task.pieces)
+    return count_pieces(_tokenizer, task.id, task.pieces, per_file=task.per_file)
 
 
 def count_pieces(
@@ -284,8 +284,10 @@ def count_pieces(
     task_id: int,
     pieces: Iterable[Piece],
     loaded: tuple[Loaded, ...] | None = None,
+    per_file: bool = False,
 ) -> TaskResult:
     """Read, decode and count each piece; a piece that fails adds nothing to the total.
+    `per_file`: also give each piece's own counts (keep_file_counts).
 
     `loaded`: the pieces already read elsewhere (`load_piece` on the daemon's
     host, for a cluster worker that cannot see its disks); None reads them here.
@@ -298,7 +300,7 @@ def count_pieces(
     given_up: dict[int, PieceResult] = {}
     while True:
         try:
-            return _count(tokenizer, task_id, pieces, given_up, loaded)
+            return _count(tokenizer, task_id, pieces, given_up, loaded, per_file)
         except _Poisoned as poisoned:
             given_up[poisoned.index] = poisoned.result
 
@@ -337,11 +339,19 @@ def _count(
     pieces: tuple[Piece, ...],
     given_up: dict[int, PieceResult],
     loaded: tuple[Loaded, ...] | None,
+    per_file: bool = False,
 ) -> TaskResult:
     tally = Tally()
     separate: list[dict[str, int]] = []  # compressed files' counts, each its own
     results = []
+    own: list[dict[str, int]] = []  # per_file: each piece's counts
     for i, piece in enumerate(pieces):
+        if per_file and tally.raw:  # the previous piece's counts, apart
+            own[-1] = tokenizer.finish(tally)
+            separate.append(own[-1])
+            tally = Tally()
+        if per_file:
+            own.append({})
         if i in given_up:
             results.append(given_up[i])
             continue
@@ -350,6 +360,8 @@ def _count(
         if piece.end is None and compression_of(path):
             counts, result = _count_compressed(tokenizer, piece.file, got)
             separate.append(counts)
+            if per_file:
+                own[-1] = counts
             results.append(result)
             continue
         got = load_piece(piece) if got is None else got
@@ -373,10 +385,14 @@ def _count(
             PieceResult(path, COUNTED, reason, len(data), tokens, encoding, file, replaced)
         )
     counts = tokenizer.finish(tally)
+    if per_file and counts:  # the last piece's counts, apart
+        own[-1] = counts
+        separate.append(counts)
+        counts = {}
     for more in separate:
         for word, k in more.items():
             counts[word] = counts.get(word, 0) + k
-    return TaskResult(task_id, counts, tuple(results))
+    return TaskResult(task_id, counts, tuple(results), tuple(own) if per_file else None)
 
 
 def _count_compressed(

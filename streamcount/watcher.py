@@ -16,12 +16,14 @@ from pathlib import Path
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
     EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
     EVENT_TYPE_MODIFIED,
     EVENT_TYPE_MOVED,
     DirCreatedEvent,
     DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
+    FileDeletedEvent,
     FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
@@ -38,7 +40,11 @@ Sighting = tuple[str, str]
 # the inotify mask). Not modify events: one comes per write() and a settling
 # file is polled anyway; not open or close-without-write: our own workers'
 # reads would raise two events per file.
-EVENTS = [FileClosedEvent, FileCreatedEvent, FileMovedEvent, DirCreatedEvent, DirMovedEvent]
+# Deletions: for watch entries with on_delete = "forget" (ondelete.py).
+EVENTS = [
+    FileClosedEvent, FileCreatedEvent, FileMovedEvent, DirCreatedEvent, DirMovedEvent,
+    FileDeletedEvent,
+]
 # A followed folder's files grow in place: each write is a line or a few to count.
 FOLLOW_EVENTS = [*EVENTS, FileModifiedEvent]
 
@@ -60,6 +66,8 @@ class _Handler(FileSystemEventHandler):
             self.out.put(("changed", path))
         elif kind == EVENT_TYPE_MODIFIED:
             self.out.put(("grown", path))
+        elif kind == EVENT_TYPE_DELETED:
+            self.out.put(("deleted", path))
 
 
 class Watcher:

@@ -52,6 +52,7 @@ class Task(NamedTuple):
 
     id: int
     pieces: tuple[Piece, ...]
+    per_file: bool = False  # keep_file_counts: each whole file's counts apart in the result
 
     @property
     def is_chunk(self) -> bool:
@@ -70,8 +71,10 @@ class PieceResult(NamedTuple):
 
 
 class TaskResult(NamedTuple):
-    """One combined count for the task's counted pieces, and a result per piece."""
+    """One combined count for the task's counted pieces, and a result per piece;
+    for a `per_file` task also each piece's own counts (aligned with `pieces`)."""
 
     task_id: int
     counts: dict[str, int]
     pieces: tuple[PieceResult, ...]
+    per_file: tuple[dict[str, int], ...] | None = None

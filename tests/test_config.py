@@ -67,6 +67,7 @@ def test_env_var_names_the_file(tmp_path, monkeypatch):
         ("workers = \n", "not valid TOML"),
         ("[sql]\nmax_timeout = inf\n", "'sql.max_timeout' must be a positive, finite number"),
         ("[sql]\nmax_rows = 0\n", "'sql.max_rows' must be a positive int"),
+        ('keep_file_counts = "yes"\n', "'keep_file_counts' must be bool, not str"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path, text, message):
@@ -112,3 +113,8 @@ watch = ["a", { path = "b", decode_errors = "replace" }]
 def test_bad_decode_errors_is_refused(tmp_path, text):
     with pytest.raises(ConfigError, match="decode_errors' must be one of strict, replace"):
         load_config(write(tmp_path, text))
+
+
+def test_keep_file_counts_is_off_unless_set(tmp_path):
+    assert load_config(write(tmp_path, "workers = 1\n")).keep_file_counts is False
+    assert load_config(write(tmp_path, "keep_file_counts = true\n")).keep_file_counts is True

@@ -94,20 +94,32 @@ class Merge:
     rows: list[LedgerRow] = field(default_factory=list)
     by_bucket: dict[int, dict[str, int]] = field(default_factory=dict)  # time = "mtime"
     advances: list[Advance] = field(default_factory=list)  # followed files (follow.py)
+    # keep_file_counts: (ledger row, that file's own counts), stored with the row
+    file_counts: list[tuple[LedgerRow, dict[str, int]]] = field(default_factory=list)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)  # recorded by its transaction
     tried: bool = False  # a try failed: did its COMMIT land before the failure?
 
     def add(
-        self, counts: Mapping[str, int], rows: Iterable[LedgerRow], bucket: int | None = None
+        self,
+        counts: Mapping[str, int],
+        rows: Iterable[LedgerRow],
+        bucket: int | None = None,
+        per_file: Iterable[dict[str, int]] | None = None,
     ) -> None:
         """Add a result; `bucket` (time = "mtime") files its counts in that bucket,
-        None in the bucket the merge commits in."""
+        None in the bucket the merge commits in. `per_file` (keep_file_counts):
+        each row's own counts, kept with it."""
+        rows = list(rows)
         if bucket is None:
             add_into(self.counts, counts)
         else:
             add_into(self.by_bucket.setdefault(bucket, {}), counts)
             rows = [r._replace(bucket=bucket) for r in rows]
         self.rows.extend(rows)
+        if per_file is not None:
+            self.file_counts.extend(
+                (r, c) for r, c in zip(rows, per_file, strict=True) if r.status == COUNTED and c
+            )
 
     def totals(self) -> dict[str, int]:
         """All the counts, whatever their bucket: what the totals get."""
@@ -285,6 +297,8 @@ class Store:
         failpoints.hit("merge-begin")
         with self._transaction():
             self._insert_ledger(rows, itertools.repeat(now))
+            if merge.file_counts:
+                self._insert_file_counts(merge.file_counts)
             for advance in merge.advances:
                 if not self._advance(advance, now):
                     raise MergeRefused(
@@ -320,7 +334,7 @@ class Store:
         """
         now = utc_now()
         with self._transaction():
-            self._mark_forgotten(rows, now)
+            self._mark_forgotten(rows, now)  # and drops their kept counts
             self._add_total(-sum(counts.values()), now, uuid.uuid4().hex)
             self._subtract_counts(dict(counts))
             for bucket in sorted(by_bucket or {}):  # after the totals, as merges lock them
@@ -468,6 +482,15 @@ class Store:
     def _mark_forgotten(self, rows: list[LedgerRow], now: str) -> None:
         """Set status `forgotten` (and `now`) on these `counted` rows of this host's
         ledger; MergeRefused if one is not there as given."""
+        raise NotImplementedError
+
+    def _insert_file_counts(self, kept: list[tuple[LedgerRow, dict[str, int]]]) -> None:
+        """Keep each counted row's own counts (keep_file_counts), keyed to its ledger
+        row id (found by its identity, inserted by this transaction)."""
+        raise NotImplementedError
+
+    def file_counts(self, row: LedgerRow) -> dict[str, int]:
+        """The counts kept for this host's `counted` row (as given); {} if none are kept."""
         raise NotImplementedError
 
     def _subtract_counts(self, counts: dict[str, int]) -> None:

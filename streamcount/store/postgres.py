@@ -117,6 +117,20 @@ MIGRATIONS = (
         PRIMARY KEY (host, dev, inode)
     );
     """,
+    # keep_file_counts: as in store/sqlite.py.
+    """
+    CREATE TABLE file_counts (
+        file_id bigint NOT NULL, token text COLLATE "C" NOT NULL, count bigint NOT NULL,
+        PRIMARY KEY (file_id, token)
+    );
+    """,
+)
+
+# The id of this host's `counted` ledger row with this path and identity (unique).
+COUNTED_ROW = (
+    "SELECT id FROM files WHERE host = %s AND status = 'counted' AND fingerprint <> '' "
+    "AND path = %s AND raw_path IS NOT DISTINCT FROM %s::bytea AND dev = %s AND inode = %s "
+    "AND size = %s AND mtime_ns = %s AND fingerprint = %s"
 )
 
 
@@ -322,11 +336,35 @@ class PostgresStore(Store):
             changed = self.conn.execute(
                 "UPDATE files SET status = %s, counted_at = %s WHERE host = %s AND status = %s "
                 "AND path = %s AND raw_path IS NOT DISTINCT FROM %s::bytea AND dev = %s "
-                "AND inode = %s AND size = %s AND mtime_ns = %s AND fingerprint = %s",
+                "AND inode = %s AND size = %s AND mtime_ns = %s AND fingerprint = %s "
+                "RETURNING id",
                 (FORGOTTEN, now, self.host, COUNTED, path, raw, *r.file),
-            ).rowcount
-            if changed != 1:
+            ).fetchall()
+            if len(changed) != 1:
                 raise MergeRefused(f"{r.path} is not in the ledger as counted (any more)")
+            self.conn.execute("DELETE FROM file_counts WHERE file_id = %s", changed[0])
+
+    def _insert_file_counts(self, kept: list[tuple[LedgerRow, dict[str, int]]]) -> None:
+        for r, counts in kept:
+            found = self.conn.execute(
+                COUNTED_ROW, (self.host, *_path_values(r.path), *r.file)
+            ).fetchone()
+            if found is None:  # no fingerprint: counted by an old version, not kept
+                continue
+            tokens = list(counts)
+            self.conn.execute(
+                "INSERT INTO file_counts (file_id, token, count) "
+                "SELECT %s, * FROM unnest(%s::text[], %s::bigint[])",
+                (found[0], tokens, [counts[t] for t in tokens]),
+            )
+
+    def file_counts(self, row: LedgerRow) -> dict[str, int]:
+        return dict(
+            self.conn.execute(
+                f"SELECT token, count FROM file_counts WHERE file_id = ({COUNTED_ROW})",
+                (self.host, *_path_values(row.path), *row.file),
+            ).fetchall()
+        )
 
     def _subtract_counts(self, counts: dict[str, int]) -> None:
         if not counts:

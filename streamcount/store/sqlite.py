@@ -118,6 +118,20 @@ MIGRATIONS = (
         PRIMARY KEY (host, dev, inode)
     )
     """,
+    # keep_file_counts (forget.py): each counted file's own counts, keyed to its
+    # ledger row, written by the merge that writes the row; dropped when forgotten.
+    """
+    CREATE TABLE file_counts (
+        file_id INTEGER NOT NULL, token TEXT NOT NULL, count INTEGER NOT NULL,
+        PRIMARY KEY (file_id, token)
+    ) WITHOUT ROWID
+    """,
+)
+
+# The id of a `counted` ledger row with this path and identity (it is unique).
+COUNTED_ROW = (
+    "SELECT id FROM files WHERE status = 'counted' AND fingerprint != '' AND path = ? "
+    "AND dev = ? AND inode = ? AND size = ? AND mtime_ns = ? AND fingerprint = ?"
 )
 
 
@@ -277,11 +291,31 @@ class SqliteStore(Store):
         for r in rows:
             changed = self.conn.execute(
                 "UPDATE files SET status = ?, counted_at = ? WHERE status = ? AND path = ? "
-                "AND dev = ? AND inode = ? AND size = ? AND mtime_ns = ? AND fingerprint = ?",
+                "AND dev = ? AND inode = ? AND size = ? AND mtime_ns = ? AND fingerprint = ? "
+                "RETURNING id",
                 (FORGOTTEN, now, COUNTED, path_value(r.path), *r.file),
-            ).rowcount
-            if changed != 1:
+            ).fetchall()
+            if len(changed) != 1:
                 raise MergeRefused(f"{r.path} is not in the ledger as counted (any more)")
+            self.conn.execute("DELETE FROM file_counts WHERE file_id = ?", changed[0])
+
+    def _insert_file_counts(self, kept: list[tuple[LedgerRow, dict[str, int]]]) -> None:
+        for r, counts in kept:
+            found = self.conn.execute(COUNTED_ROW, (path_value(r.path), *r.file)).fetchone()
+            if found is None:  # no fingerprint: counted by an old version, not kept
+                continue
+            self.conn.executemany(
+                "INSERT INTO file_counts (file_id, token, count) VALUES (?, ?, ?)",
+                [(found[0], t, k) for t, k in counts.items()],
+            )
+
+    def file_counts(self, row: LedgerRow) -> dict[str, int]:
+        return dict(
+            self.conn.execute(
+                f"SELECT token, count FROM file_counts WHERE file_id = ({COUNTED_ROW})",
+                (path_value(row.path), *row.file),
+            )
+        )
 
     def _subtract_counts(self, counts: dict[str, int]) -> None:
         self._add_counts({token: -k for token, k in counts.items()})
