@@ -139,8 +139,8 @@ HOSTILE = {
     "hex(randomblob(30 MB)) 40 times": (
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40) "
         "SELECT sum(length(hex(randomblob(30000000)))) FROM n", 1, 256, "stopped after 1s"),
-    "300 doubling CTEs": (doubling_ctes(300), 2, 256, "more than 256 MiB"),
-    "25 doubling CTEs": (doubling_ctes(25), 2, 256, "more than 256 MiB"),
+    "300 doubling CTEs": (doubling_ctes(300), 5, 256, "more than 256 MiB"),
+    "25 doubling CTEs": (doubling_ctes(25), 5, 256, "more than 256 MiB"),
     "22 doubling CTEs, compiled past the timeout": (doubling_ctes(22), 1, 2048, "after 1s"),
     "count(DISTINCT randomblob(10000)), endless": (
         ENDLESS + "SELECT count(DISTINCT randomblob(10000)) FROM n", 10, 256, "more than 256"),
