@@ -24,6 +24,11 @@ Contenders:
   limit-rs   raw rjieba (jieba-rs) cut in one process, times the number of cores
   counted-rs `counted` with rjieba
   ingest-rs  `streamcount ingest` with tokenizer engine "jieba-rs"
+  daemon-rs  `daemon` with tokenizer engine "jieba-rs"
+
+The daemons also report their steady state: MB/s counted after their first
+STEADY_AFTER seconds (start-up costs are paid once in a service's life), shown
+beside `counted` / `counted-rs`, their ceilings.
 
 Times are wall-clock, each process's start-up and jieba load included, except
 `limit`, `parallel` and `counted` (the work alone, workers already loaded) and
@@ -51,13 +56,14 @@ from functools import partial
 from pathlib import Path
 
 from bench.corpus import CORPUS, ROOT, articles, write_files
-from bench.daemon import start_daemon
+from bench.daemon import start_with
 
 CONTENDERS = (
     "limit", "parallel", "counted", "a", "b", "c", "d", "ingest", "daemon",
-    "limit-rs", "counted-rs", "ingest-rs",
+    "limit-rs", "counted-rs", "ingest-rs", "daemon-rs",
 )  # fmt: skip
 BATCH_DOCS = 1000
+STEADY_AFTER = 5.0  # seconds: a daemon's steady state is measured after this
 
 
 # -- the contenders, each run in its own process (--one NAME) ----------------
@@ -225,35 +231,47 @@ def one(name: str, folder: Path, cores: int, work: Path) -> dict:
         )  # fmt: skip
         seconds = time.perf_counter() - started
         return {"seconds": seconds, "digest": _digest(_db_counts(db))}
-    elif name == "daemon":
-        return _daemon(folder, cores, work)
+    elif name in ("daemon", "daemon-rs"):
+        return _daemon(folder, cores, work, "jieba-rs" if name == "daemon-rs" else "jieba")
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "digest": _digest(totals) if totals is not None else None}
 
 
-def _daemon(folder: Path, cores: int, work: Path) -> dict:
-    inbox, db = work / "inbox", work / "daemon.db"
+def _daemon(folder: Path, cores: int, work: Path, engine: str) -> dict:
+    """Seconds for a running daemon to drain the files dropped into its inbox, and
+    its steady state: MB/s counted after its first STEADY_AFTER seconds."""
+    inbox, db, config = work / "inbox", work / "daemon.db", work / "config.toml"
     inbox.mkdir()
+    config.write_text(f'[tokenizer]\nengine = "{engine}"\n')
     expected = sum(1 for _ in folder.rglob("*.txt"))
-    proc = start_daemon(inbox, db, cores)
+    proc = start_with(
+        ["--watch", str(inbox), "--db", str(db), "--workers", str(cores), "--config", str(config)]
+    )
+    mark: tuple[float, int] | None = None  # (when, bytes counted) at STEADY_AFTER
     try:
         started = time.perf_counter()
         shutil.copytree(folder, inbox / "drop", copy_function=os.link)  # hard links: instant
-        while _ledger_size(db) < expected:
+        while (done := _ledger(db))[0] < expected:
+            if mark is None and time.perf_counter() - started >= STEADY_AFTER:
+                mark = (time.perf_counter(), done[1])
             time.sleep(0.01)
-        seconds = time.perf_counter() - started
+        ended = time.perf_counter()
     finally:
         proc.terminate()
         proc.wait()
-    return {"seconds": seconds, "digest": _digest(_db_counts(db))}
+    steady = None
+    if mark is not None and ended > mark[0]:
+        steady = (done[1] - mark[1]) / 1e6 / (ended - mark[0])
+    return {"seconds": ended - started, "digest": _digest(_db_counts(db)), "steady_mbps": steady}
 
 
-def _ledger_size(db: Path) -> int:
+def _ledger(db: Path) -> tuple[int, int]:
+    """(files in the ledger, bytes counted)."""
     try:
         with sqlite3.connect(db) as conn:
-            return conn.execute("SELECT count(*) FROM files").fetchone()[0]
+            return conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM files").fetchone()
     except sqlite3.OperationalError:
-        return 0
+        return 0, 0
 
 
 def _db_counts(db: Path) -> dict[str, int]:
@@ -382,7 +400,22 @@ def render(results: dict[str, list[dict]], size: int, files: int, args: argparse
         lines.append(
             f"| {label} | {med[name]:.2f} | {rate:.2f} | {of_limit} | {vs_a} | {same} | {rss} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + _steady_lines(results, size, med))
+
+
+def _steady_lines(results: dict[str, list[dict]], size: int, med: dict[str, float]) -> list[str]:
+    """The daemons' steady state beside their ceilings (`counted`, `counted-rs`)."""
+    lines = []
+    for name, ceiling in (("daemon", "counted"), ("daemon-rs", "counted-rs")):
+        steady = [r["steady_mbps"] for r in results.get(name, []) if r.get("steady_mbps")]
+        if not steady:
+            continue
+        rate = statistics.median(steady)
+        of = f"{rate / (size / 1e6 / med[ceiling]):.2f} of {ceiling}" if ceiling in med else ""
+        lines.append(
+            f"{name} steady state (after its first {STEADY_AFTER:.0f} s): {rate:.2f} MB/s {of}"
+        )
+    return ["", *lines] if lines else []
 
 
 def write_doc(path: Path, table: str, args: argparse.Namespace) -> None:
