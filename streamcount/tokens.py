@@ -317,20 +317,11 @@ Loaded = tuple[bytes, FileId] | PieceResult
 
 def load_piece(piece: Piece) -> Loaded:
     """Read a piece (see read_piece); a piece that cannot be read is its result."""
-    path = piece.file.path
     try:
-        failpoints.hit("worker-read", path)
+        failpoints.hit("worker-read", piece.file.path)
         return read_piece(piece)
-    except FileNotFoundError:
-        return PieceResult(path, VANISHED, "deleted before it was read", 0, 0, "")
-    except FileChanged as exc:
-        return PieceResult(path, CHANGED, str(exc), 0, 0, "")
-    except DecodeFailure as exc:
-        return PieceResult(path, exc.status, exc.reason, 0, 0, "")
-    except OSError as exc:
-        return PieceResult(path, FAILED, f"unreadable: {exc.strerror or exc}", 0, 0, "")
     except Exception as exc:
-        return _failure(path, exc, None)
+        return _not_read(piece.file.path, exc, 0, None)
 
 
 def _count(
@@ -342,14 +333,10 @@ def _count(
     per_file: bool = False,
 ) -> TaskResult:
     tally = Tally()
-    separate: list[dict[str, int]] = []  # compressed files' counts, each its own
+    separate: list[dict[str, int]] = []  # counts kept apart: compressed files, per_file
     results = []
     own: list[dict[str, int]] = []  # per_file: each piece's counts
     for i, piece in enumerate(pieces):
-        if per_file and tally.raw:  # the previous piece's counts, apart
-            own[-1] = tokenizer.finish(tally)
-            separate.append(own[-1])
-            tally = Tally()
         if per_file:
             own.append({})
         if i in given_up:
@@ -384,11 +371,11 @@ def _count(
         results.append(
             PieceResult(path, COUNTED, reason, len(data), tokens, encoding, file, replaced)
         )
+        if per_file:  # this piece's counts, apart
+            own[-1] = tokenizer.finish(tally)
+            separate.append(own[-1])
+            tally = Tally()
     counts = tokenizer.finish(tally)
-    if per_file and counts:  # the last piece's counts, apart
-        own[-1] = counts
-        separate.append(counts)
-        counts = {}
     for more in separate:
         for word, k in more.items():
             counts[word] = counts.get(word, 0) + k
