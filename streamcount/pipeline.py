@@ -269,7 +269,8 @@ class Pipeline:
     def _take(self, task: Task, result: TaskResult) -> None:
         """Add a task's result to the pending merge; state changes only once it is in."""
         refs = {p.file.path: p.file for p in task.pieces}
-        rows, vanished, changed, per_file = [], [], [], []
+        rows, vanished, changed = [], [], []
+        kept = None if result.per_file is None else []  # keep_file_counts: a row's own counts
         for i, r in enumerate(result.pieces):
             if r.status == VANISHED:
                 vanished.append(r.path)
@@ -278,10 +279,10 @@ class Pipeline:
                 changed.append(r.path)
             else:
                 rows.append(ledger_row(refs[r.path], r))
-                per_file.append(result.per_file[i] if result.per_file else {})
+                if kept is not None:
+                    kept.append(result.per_file[i])
         failpoints.fail("pipeline-take", refs, MemoryError)
         bucket = self.bucket_of(task.pieces[0].file) if self.bucket_of else None
-        kept = per_file if result.per_file is not None else None
         self._pending.add(result.counts, rows, bucket, kept)
         self._vanished += vanished
         self._returned += changed
