@@ -48,9 +48,10 @@ def plan(store: Store, config: Config, paths: Iterable[str]) -> Plan:
             result.refused.append((path, "not in the ledger as counted"))
             continue
         own = _kept(store, row)
-        why = "" if own is not None else _recount_into(tokenizer, row, own := {})
-        if why:
-            result.refused.append((path, why))
+        if own is None:
+            own = _recount(tokenizer, row)
+        if isinstance(own, str):
+            result.refused.append((path, own))
             continue
         result.rows.append(row)
         add_into(result.counts, own)
@@ -68,8 +69,8 @@ def _kept(store: Store, row: LedgerRow) -> dict[str, int] | None:
     return kept if kept and sum(kept.values()) == row.tokens else None
 
 
-def _recount_into(tokenizer: Tokenizer, row: LedgerRow, total: dict[str, int]) -> str:
-    """Count `row`'s file again and add its counts to `total`; or say why not ("")."""
+def _recount(tokenizer: Tokenizer, row: LedgerRow) -> dict[str, int] | str:
+    """`row`'s file counted again: its counts, or why they cannot be trusted."""
     f = row.file
     if not f.fingerprint:
         return "counted before identities were recorded: cannot prove it unchanged"
@@ -90,6 +91,4 @@ def _recount_into(tokenizer: Tokenizer, row: LedgerRow, total: dict[str, int]) -
         return f"changed since it was counted ({piece.reason or piece.status})"
     if piece.tokens != row.tokens:
         return f"counted again it gives {piece.tokens} tokens, the ledger says {row.tokens}"
-    for token, k in done.counts.items():
-        total[token] = total.get(token, 0) + k
-    return ""
+    return done.counts
