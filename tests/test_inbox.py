@@ -1,10 +1,12 @@
 """`after = "delete" | "move:DIR"`: an inbox that empties itself, only after the commit."""
 
 import json
+from collections import Counter
 
 import pytest
 
 from streamcount.config import ConfigError, load_config
+from streamcount.store import open_store
 
 from .helpers import (
     DaemonProcess,
@@ -17,11 +19,12 @@ from .helpers import (
 )
 
 
-def inbox_config(tmp_path, after: str):
-    """A daemon config whose one watch entry is tmp_path/inbox with `after`."""
+def inbox_config(tmp_path, after: str, db=None):
+    """A daemon config whose one watch entry is tmp_path/inbox with `after`, writing
+    to `db` (default: tmp_path/db.sqlite)."""
     inbox = tmp_path / "inbox"
     inbox.mkdir(exist_ok=True)
-    config = write_config(tmp_path / "config.toml", inbox, tmp_path / "db.sqlite")
+    config = write_config(tmp_path / "config.toml", inbox, db or tmp_path / "db.sqlite")
     entry = f"watch = [{{ path = {json.dumps(str(inbox))}, after = {json.dumps(after)} }}]"
     lines = [entry if line.startswith("watch = ") else line for line in
              config.read_text().splitlines()]  # fmt: skip
@@ -61,22 +64,31 @@ def test_delete_after_commit(tmp_path, rng):
     assert db_counts(tmp_path / "db.sqlite") == reference_counts(texts.values())
 
 
-def test_crash_between_commit_and_move_is_finished_at_restart(tmp_path, rng):
+def ledger_and_counts(db) -> tuple[dict[str, str], Counter]:
+    """path -> status, and the totals, through the store (either backend)."""
+    store = open_store(db)
+    try:
+        return {r.path: r.status for r, _ in store.ledger_rows()}, Counter(dict(store.counts()))
+    finally:
+        store.close()
+
+
+def test_crash_between_commit_and_move_is_finished_at_restart(tmp_path, rng, db):
     done = tmp_path / "done"
-    config, inbox = inbox_config(tmp_path, f"move:{done}")
+    config, inbox = inbox_config(tmp_path, f"move:{done}", db)
     texts = drop(inbox, rng, 6)
     dying = DaemonProcess(config, {"STREAMCOUNT_FAILPOINTS": "inbox-before-settle=3.txt"})
     dying.start(wait_ready=False)
     assert dying.wait() == 137  # died after the commit, before moving d1/3.txt
-    db = tmp_path / "db.sqlite"
-    assert db_ledger(db)[str(inbox / "d1/3.txt")] == "counted"
+    assert ledger_and_counts(db)[0][str(inbox / "d1/3.txt")] == "counted"
     assert (inbox / "d1/3.txt").exists()
     daemon = DaemonProcess(config).start()
     wait_until(lambda: all((done / p).exists() for p in texts), 60, "all moved")
     assert daemon.stop() == 0
     assert not (inbox / "d1/3.txt").exists()
-    assert list(db_ledger(db).values()).count("counted") == len(texts)
-    assert db_counts(db) == reference_counts(texts.values())
+    ledger, counts = ledger_and_counts(db)
+    assert list(ledger.values()).count("counted") == len(texts)
+    assert counts == reference_counts(texts.values())
 
 
 @pytest.mark.parametrize("after", ["move:", "remove", "move"])
