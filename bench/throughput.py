@@ -28,7 +28,10 @@ Contenders:
 
 The daemons also report their steady state: MB/s counted after their first
 STEADY_AFTER seconds (start-up costs are paid once in a service's life), shown
-beside `counted` / `counted-rs`, their ceilings.
+beside `counted` / `counted-rs`, their ceilings. `daemon-rs` drains the corpus
+×10 in about as long as that, so it is fed `--steady-copies` times as many
+files (real copies: a hard link is the same file to the ledger); its row
+says how many MB it counted.
 
 Times are wall-clock, each process's start-up and jieba load included, except
 `limit`, `parallel` and `counted` (the work alone, workers already loaded) and
@@ -64,6 +67,7 @@ CONTENDERS = (
 )  # fmt: skip
 BATCH_DOCS = 1000
 STEADY_AFTER = 5.0  # seconds: a daemon's steady state is measured after this
+POLL_SECONDS = 0.05  # how often the daemon's ledger is read: a light load beside it
 
 
 # -- the contenders, each run in its own process (--one NAME) ----------------
@@ -168,7 +172,7 @@ def _counted(folder: Path, cores: int, rs: bool) -> tuple[float, dict[str, int]]
         return time.perf_counter() - started, dict(totals)
 
 
-def one(name: str, folder: Path, cores: int, work: Path) -> dict:
+def one(name: str, folder: Path, cores: int, work: Path, scale: int = 1) -> dict:
     """Run contender `name`; return its seconds and a digest of its totals."""
     started = time.perf_counter()
     totals: dict[str, int] | None = None
@@ -232,14 +236,16 @@ def one(name: str, folder: Path, cores: int, work: Path) -> dict:
         seconds = time.perf_counter() - started
         return {"seconds": seconds, "digest": _digest(_db_counts(db))}
     elif name in ("daemon", "daemon-rs"):
-        return _daemon(folder, cores, work, "jieba-rs" if name == "daemon-rs" else "jieba")
+        return _daemon(folder, cores, work, "jieba-rs" if name == "daemon-rs" else "jieba", scale)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "digest": _digest(totals) if totals is not None else None}
 
 
-def _daemon(folder: Path, cores: int, work: Path, engine: str) -> dict:
+def _daemon(folder: Path, cores: int, work: Path, engine: str, scale: int = 1) -> dict:
     """Seconds for a running daemon to drain the files dropped into its inbox, and
-    its steady state: MB/s counted after its first STEADY_AFTER seconds."""
+    its steady state: MB/s counted after its first STEADY_AFTER seconds. `scale`:
+    the folder holds the corpus that many times over; the digest is of the
+    totals divided by it (a total that does not divide gives no match)."""
     inbox, db, config = work / "inbox", work / "daemon.db", work / "config.toml"
     inbox.mkdir()
     config.write_text(f'[tokenizer]\nengine = "{engine}"\n')
@@ -254,7 +260,7 @@ def _daemon(folder: Path, cores: int, work: Path, engine: str) -> dict:
         while (done := _ledger(db))[0] < expected:
             if mark is None and time.perf_counter() - started >= STEADY_AFTER:
                 mark = (time.perf_counter(), done[1])
-            time.sleep(0.01)
+            time.sleep(POLL_SECONDS)
         ended = time.perf_counter()
     finally:
         proc.terminate()
@@ -262,7 +268,16 @@ def _daemon(folder: Path, cores: int, work: Path, engine: str) -> dict:
     steady = None
     if mark is not None and ended > mark[0]:
         steady = (done[1] - mark[1]) / 1e6 / (ended - mark[0])
-    return {"seconds": ended - started, "digest": _digest(_db_counts(db)), "steady_mbps": steady}
+    return {
+        "seconds": ended - started, "digest": _digest(_scaled(_db_counts(db), scale)),
+        "steady_mbps": steady, "mb": done[1] / 1e6,
+    }  # fmt: skip
+
+
+def _scaled(totals: dict[str, int], scale: int) -> dict[str, int]:
+    if any(n % scale for n in totals.values()):
+        return {"(a total that is not a multiple of the copies)": 1}
+    return {t: n // scale for t, n in totals.items()}
 
 
 def _ledger(db: Path) -> tuple[int, int]:
@@ -309,11 +324,11 @@ def machine() -> dict[str, str]:
     }
 
 
-def run_contender(name: str, folder: Path, cores: int) -> dict:
+def run_contender(name: str, folder: Path, cores: int, scale: int = 1) -> dict:
     with tempfile.TemporaryDirectory() as work:
         out = subprocess.run(
             [sys.executable, "-m", "bench.throughput", "--one", name, "--dir", str(folder),
-             "--cores", str(cores), "--work", work],
+             "--cores", str(cores), "--work", work, "--scale", str(scale)],
             check=True, capture_output=True, text=True, cwd=ROOT,
         )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -325,14 +340,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cores", type=int, default=os.cpu_count())
     parser.add_argument("--only", help="comma-separated contenders")
+    parser.add_argument(
+        "--steady-copies", type=int, default=4,
+        help="daemon-rs is fed this many times the files, to have a steady state (default 4)",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="a small slice, one round (CI)")
     parser.add_argument("--write", type=Path, help="write the table as markdown here")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--scale", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        result = one(args.one, args.dir, args.cores, args.work)
+        result = one(args.one, args.dir, args.cores, args.work, args.scale)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         result["children_peak_rss_mb"] = (
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -352,11 +372,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "corpus"
         write_files(texts, folder)
+        folders = {name: (folder, 1) for name in names}
+        if "daemon-rs" in names and args.steady_copies > 1 and not args.quick:
+            folders["daemon-rs"] = (Path(tmp) / "steady", args.steady_copies)
+            write_files(texts * args.steady_copies, folders["daemon-rs"][0])
         print(f"{len(texts)} files, {size / 1e6:.1f} MB, {args.cores} cores, "
               f"{args.rounds} rounds", flush=True)  # fmt: skip
         for r in range(args.rounds):
             for name in names:
-                result = run_contender(name, folder, args.cores)
+                result = run_contender(name, folders[name][0], args.cores, folders[name][1])
                 results[name].append(result)
                 print(f"  round {r + 1}  {name:7} {result['seconds']:7.2f} s", flush=True)
     table = render(results, size, len(texts), args)
@@ -381,7 +405,8 @@ def render(results: dict[str, list[dict]], size: int, files: int, args: argparse
         "| --- | ---: | ---: | ---: | ---: | --- | --- |",
     ]  # fmt: skip
     for name, rs in results.items():
-        rate = size / 1e6 / med[name]
+        mb = statistics.median(r.get("mb", size / 1e6) for r in rs)
+        rate = mb / med[name]
         if name.startswith("limit"):
             rate = limit_rate if name == "limit" else rs_rate
         ceiling = rs_rate if name.endswith("-rs") else limit_rate
@@ -397,6 +422,8 @@ def render(results: dict[str, list[dict]], size: int, files: int, args: argparse
             "limit": f"limit ({args.cores} × one core's raw cut)",
             "limit-rs": f"limit-rs ({args.cores} × one core's raw rjieba cut)",
         }.get(name, name)
+        if abs(mb - size / 1e6) > 0.05:
+            label += f" ({mb:.0f} MB)"
         lines.append(
             f"| {label} | {med[name]:.2f} | {rate:.2f} | {of_limit} | {vs_a} | {same} | {rss} |"
         )
