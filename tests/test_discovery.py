@@ -27,3 +27,28 @@ def test_empty_lists_match_nothing_and_rules_compare_by_their_globs():
     assert not Rules((), ()).included("a.txt") and not Rules((), ()).excluded(".x")
     assert Rules(INCLUDE, EXCLUDE) == Rules(INCLUDE, EXCLUDE)
     assert Rules(INCLUDE, EXCLUDE) != Rules(INCLUDE, ())
+
+
+def test_wanted_takes_the_parts_below_the_root_as_pathlib_would():
+    from pathlib import Path, PurePath
+
+    rules = Rules(include=("*.txt",), exclude=(".*", "tmp"))
+
+    def by_pathlib(path: str, root: Path) -> bool:
+        try:
+            parts = PurePath(path).relative_to(root).parts
+        except ValueError:
+            return False
+        if not parts or any(rules.excluded(p) for p in parts):
+            return False
+        return rules.included(parts[-1])
+
+    cases = [
+        ("/in/a.txt", "/in"), ("/in/sub/a.txt", "/in"), ("/in/.hidden/a.txt", "/in"),
+        ("/in/tmp/a.txt", "/in"), ("/in/a.txt.part", "/in"), ("/in", "/in"),
+        ("/inbox/a.txt", "/in"), ("/other/a.txt", "/in"), ("/a.txt", "/"),
+        ("/in//sub/a.txt", "/in"), ("/in/./a.txt", "/in"), ("/.x/in/a.txt", "/.x/in"),
+        ("/in/tmp", "/in"), ("/in/sub/.a.txt", "/in"),
+    ]  # fmt: skip
+    for path, root in cases:
+        assert rules.wanted(path, Path(root)) == by_pathlib(path, Path(root)), (path, root)
