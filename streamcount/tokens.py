@@ -231,10 +231,15 @@ def read_compressed(ref: FileRef, add: Callable[[str], int]) -> tuple[int, TextS
 
 
 def _read_all(fd: int, size: int) -> bytes:
-    """Everything up to the end: one read of the size stat gave, plus the one that
-    finds the end (no buffered file object: most files are a few kB)."""
-    parts = [os.read(fd, size + 1)]
-    while parts[-1]:  # until a read finds the end (it may have grown since the stat)
+    """Everything up to the end: one read of the size stat gave, plus one (if the
+    file has grown since the stat: the caller's fstat then refuses it). A short
+    read of a regular file is its end, so most files take one read, and no
+    1 MiB buffer is allocated to find an end already found."""
+    data = os.read(fd, size + 1)
+    if len(data) <= size:
+        return data
+    parts = [data]
+    while parts[-1]:
         parts.append(os.read(fd, 1 << 20))
     return b"".join(parts)
 
