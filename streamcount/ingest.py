@@ -85,9 +85,10 @@ def ingest(
     started = time.monotonic()
     summary = Summary()
     stop = stop or StopFlag()
-    found = list(find_files(paths, Rules(config.include, config.exclude)))
-    summary.found = len(found)
     with stop.installed(), open_pipeline(config, merge_interval=COMMIT_SECONDS) as pipeline:
+        # Scanned once the pool is started: the workers load the tokenizer meanwhile.
+        found = list(find_files(paths, Rules(config.include, config.exclude)))
+        summary.found = len(found)
         known = KnownFiles(pipeline.store.ledger())
         known.release(recount)
         sent = _admit(known, pipeline, found, encoding, config.decode_errors, summary)
