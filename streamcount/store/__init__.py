@@ -142,6 +142,11 @@ class Merge:
         return bool(self.rows or self.counts or self.by_bucket or self.advances)
 
 
+def row_bucket(row: LedgerRow, current: int | None) -> int | None:
+    """The bucket a ledger row records: its own, or (counts, none of its own) `current`."""
+    return current if row.bucket is None and row.tokens else row.bucket
+
+
 def add_into(mine: dict[str, int], counts: Mapping[str, int]) -> dict[str, int]:
     """mine += counts, token by token; returns mine."""
     if not mine:
@@ -289,14 +294,13 @@ class Store:
         counts = merge.totals()
         b = self.buckets
         by_bucket: dict[int, dict[str, int]] = {}
+        current = None  # the bucket of rows with counts and none of their own
         if b.enabled:
             current = bucket_start(seconds, b.period, b.timezone)
             by_bucket = merge.buckets(current)
-            rows = [r._replace(bucket=current) if r.bucket is None and r.tokens else r
-                    for r in rows]  # fmt: skip
         failpoints.hit("merge-begin")
         with self._transaction():
-            self._insert_ledger(rows, itertools.repeat(now))
+            self._insert_ledger(rows, itertools.repeat(now), current)
             if merge.file_counts:
                 self._insert_file_counts(merge.file_counts)
             for advance in merge.advances:
@@ -462,9 +466,12 @@ class Store:
         """Whether any file is in the ledger (of any host)."""
         raise NotImplementedError
 
-    def _insert_ledger(self, rows: list[LedgerRow], times: Iterable[str]) -> None:
+    def _insert_ledger(
+        self, rows: list[LedgerRow], times: Iterable[str], bucket: int | None = None
+    ) -> None:
         """Add ledger rows (recorded at `times`) under this host; the same bytes
-        counted twice raise."""
+        counted twice raise. A row with tokens and no bucket of its own records
+        `bucket` (the one its counts go to now)."""
         raise NotImplementedError
 
     def _add_total(self, tokens: int, now: str, merge_id: str) -> None:

@@ -32,7 +32,16 @@ from ..identity import FileId
 from ..timebuckets import BucketSettings
 from ..work import COUNTED, FORGOTTEN
 from ..writerlock import LockError
-from . import TOP_MIN, Advance, LedgerRow, MergeRefused, Store, StoreError, StoreUnavailable
+from . import (
+    TOP_MIN,
+    Advance,
+    LedgerRow,
+    MergeRefused,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    row_bucket,
+)
 
 try:
     import psycopg
@@ -296,7 +305,9 @@ class PostgresStore(Store):
 
     # -- the writer --------------------------------------------------------
 
-    def _insert_ledger(self, rows: list[LedgerRow], times: Iterable[str]) -> None:
+    def _insert_ledger(
+        self, rows: list[LedgerRow], times: Iterable[str], bucket: int | None = None
+    ) -> None:
         if not rows:
             return
         with self.conn.cursor() as cur:
@@ -305,7 +316,10 @@ class PostgresStore(Store):
                 "fingerprint, tokens, status, reason, encoding, counted_at, bucket) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
-                    (self.host, *_path_values(r.path), *r.file, *r[2:6], at, r.bucket)
+                    (
+                        self.host, *_path_values(r.path), *r.file, *r[2:6], at,
+                        row_bucket(r, bucket),
+                    )
                     for r, at in zip(rows, times, strict=False)  # times: maybe one, repeated
                 ],
             )

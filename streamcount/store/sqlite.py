@@ -21,7 +21,16 @@ from ..statusfile import read_status, write_status
 from ..timebuckets import BucketSettings
 from ..work import COUNTED, FORGOTTEN
 from ..writerlock import WriterLock, lock_holder
-from . import TOP_MIN, Advance, LedgerRow, MergeRefused, Store, StoreError, StoreUnavailable
+from . import (
+    TOP_MIN,
+    Advance,
+    LedgerRow,
+    MergeRefused,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    row_bucket,
+)
 
 BUSY_TIMEOUT_MS = 30_000
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
@@ -158,6 +167,7 @@ class SqliteStore(Store):
         self.conn = conn
         self.host = host
         self.lock: WriterLock | None = None
+        self._last_json: tuple[dict[str, int], str] | None = None  # see _add_bucket
 
     @classmethod
     def connect(
@@ -241,13 +251,15 @@ class SqliteStore(Store):
 
     # -- the writer --------------------------------------------------------
 
-    def _insert_ledger(self, rows: list[LedgerRow], times: Iterable[str]) -> None:
+    def _insert_ledger(
+        self, rows: list[LedgerRow], times: Iterable[str], bucket: int | None = None
+    ) -> None:
         self.conn.executemany(
             "INSERT INTO files (path, dev, inode, size, mtime_ns, fingerprint, tokens, "
             "status, reason, encoding, counted_at, host, bucket) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (path_value(r.path), *r.file, *r[2:6], at, self.host, r.bucket)
+                (path_value(r.path), *r.file, *r[2:6], at, self.host, row_bucket(r, bucket))
                 for r, at in zip(rows, times, strict=False)  # times: maybe one, repeated
             ],
         )
@@ -274,6 +286,8 @@ class SqliteStore(Store):
         rare batch with that character in a token takes the row-by-row path.
         """
         payload = json.dumps(counts, ensure_ascii=False)
+        if self.buckets.enabled:  # the current bucket gets these very counts, most often
+            self._last_json = (counts, payload)
         if "\\u0000" not in payload:
             self.conn.execute(
                 "INSERT INTO counts (token, count) SELECT key, value FROM json_each(?) "
@@ -390,8 +404,10 @@ class SqliteStore(Store):
     # -- time buckets --------------------------------------------------------
 
     def _add_bucket(self, bucket: int, counts: dict[str, int]) -> None:
-        # as _add_counts: one JSON object, sorted by SQLite; rare U+0000 row by row
-        payload = json.dumps(counts, ensure_ascii=False)
+        # as _add_counts: one JSON object, sorted by SQLite; rare U+0000 row by row.
+        # Encoded once when they are the counts the totals just got (one bucket).
+        last, self._last_json = self._last_json, None
+        payload = last[1] if last and last[0] is counts else json.dumps(counts, ensure_ascii=False)
         if "\\u0000" not in payload:
             self.conn.execute(
                 "INSERT INTO buckets (bucket, token, count) SELECT ?, key, value "
