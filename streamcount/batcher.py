@@ -67,6 +67,17 @@ class Batcher:
             return float("-inf")
         return self._files[0][1] + self.max_wait if self._files else None
 
+    def ready(self, now: float) -> bool:
+        """Whether a task is due now (`take` would give one without `flush`)."""
+        return bool(self._chunks) or (bool(self._files) and self._due(now))
+
+    def _due(self, now: float) -> bool:
+        return (
+            len(self._files) >= self.max_files
+            or self._bytes >= self.max_bytes
+            or now >= self._files[0][1] + self.max_wait
+        )
+
     def take(self, now: float, flush: bool = False, share: int = 1) -> Task | None:
         """The next task that is due, or None. `flush` sends partial batches now.
 
@@ -78,13 +89,7 @@ class Batcher:
             return self._chunks.popleft()
         if not self._files:
             return None
-        due = (
-            flush
-            or len(self._files) >= self.max_files
-            or self._bytes >= self.max_bytes
-            or now >= self._files[0][1] + self.max_wait
-        )
-        if not due:
+        if not (flush or self._due(now)):
             return None
         max_bytes = min(self.max_bytes, -(-self._bytes // share))
         pieces: list[Piece] = []

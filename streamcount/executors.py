@@ -13,6 +13,7 @@ refused it) goes back to the backlog and costs it no try.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -39,13 +40,18 @@ class Unavailable(Exception):
 
 
 class LocalPool:
-    """The worker processes of this machine (concurrent.futures' own pool)."""
+    """The worker processes of this machine: one concurrent.futures pool of one
+    process per slot, so a task can be sent to a given worker (the one that
+    holds counts to hand over: see Hold in tokens.py) and a worker that dies
+    fails only its own slot's tasks."""
 
     problem: str | None = None
+    holds = True  # a worker keeps counts across tasks until asked for them
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._pool = self._new_pool()
+        self._pools = [self._new_pool() for _ in range(config.workers)]
+        self._turn = itertools.count()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the daemon runs threads (watchdog), and forking a
@@ -54,14 +60,12 @@ class LocalPool:
         # pipe open, so neither it nor they notice when the daemon is killed;
         # spawned workers are the daemon's own and die with it (PDEATHSIG).
         pool = ProcessPoolExecutor(
-            max_workers=self.config.workers,
+            max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
             initargs=(self.config.tokenizer, os.getpid()),
         )
-        # Start every worker now (they load jieba, ~1 s), not on the first file.
-        for _ in range(self.config.workers):
-            pool.submit(os.getpid)
+        pool.submit(os.getpid)  # start it now (it loads the tokenizer), not on the first file
         return pool
 
     def slots(self) -> int:
@@ -73,22 +77,29 @@ class LocalPool:
     def has_room(self) -> bool:
         return True
 
-    def submit(self, task: Task) -> Future[TaskResult]:
-        return self._pool.submit(count_task, task)
+    def submit(self, task: Task, slot: int | None = None) -> Future[TaskResult]:
+        """Send `task` to the worker of `slot`, or (None) to each in turn."""
+        if slot is None:
+            slot = next(self._turn) % len(self._pools)
+        return self._pools[slot].submit(count_task, task)
 
     def lost(self, exc: BaseException) -> str | None:
         return None  # a broken pool is the pipeline's to handle (BrokenProcessPool)
 
-    def restart(self) -> None:
-        """A worker process died: every task of the pool failed; start a new one."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = self._new_pool()
+    def restart(self, slot: int | None = None) -> None:
+        """The worker of `slot` (None: every one) died: its tasks failed; start another."""
+        for i in range(len(self._pools)) if slot is None else (slot,):
+            self._pools[i].shutdown(wait=False, cancel_futures=True)
+            self._pools[i] = self._new_pool()
 
     def status(self) -> dict[str, Any]:
         return {"executor": "local", "workers": self.config.workers}
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # One after the other, each joined: shutdown(wait=False) would drop the
+        # pool's manager thread unjoined, to be joined at interpreter exit.
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def require_distributed() -> Any:
@@ -113,6 +124,10 @@ class DaskCluster:
     to the backlog and the client is made again with back-off; with
     `fallback = "local"` a local pool counts meanwhile.
     """
+
+    # Counts come back with each task: Dask decides where a task runs, and may
+    # run it twice or move it, so there is no one worker to hand a hold over.
+    holds = False
 
     def __init__(self, config: Config, address: str) -> None:
         self._dist = require_distributed()
@@ -242,7 +257,8 @@ class DaskCluster:
                 self.bytes_in_flight + self._task_bound() <= self.limit
             )
 
-    def submit(self, task: Task) -> Future[TaskResult]:
+    def submit(self, task: Task, slot: int | None = None) -> Future[TaskResult]:
+        """Send `task` to the cluster (`slot` is the local pool's notion: ignored)."""
         if self._client is None:
             if self._fallback is not None:
                 return self._fallback.submit(task)
@@ -294,7 +310,7 @@ class DaskCluster:
             self._drop_client(problem)
         return problem
 
-    def restart(self) -> None:
+    def restart(self, slot: int | None = None) -> None:
         if self._fallback is not None:
             self._fallback.restart()
 

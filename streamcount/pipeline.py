@@ -4,7 +4,9 @@ The parent owns all state and runs it from one thread: it batches ready
 files, keeps at most `2 × workers` tasks in flight (backpressure: a backlog
 of any size costs only its FileRefs), gathers results, reassembles chunked
 files, and merges everything finished in one transaction per round. Workers
-only compute.
+only compute. A local worker keeps its counts across tasks while work is
+queued, and hands them over when asked (holds.py): the ledger rows of those
+tasks wait for them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .compressed import compression_of
 from .config import Config
 from .decoding import ASCII, bom_encoding, is_wide, replaced_reason
 from .executors import Unavailable, make_executor
+from .holds import Holds
 from .identity import FileId
 from .store import Advance, LedgerRow, Merge, MergeRefused, Store, StoreUnavailable, open_store
 from .timebuckets import mtime_bucket
@@ -37,6 +40,8 @@ RETRY_SECONDS = (0.5, 1, 2, 5, 10, 30)  # writer back-off after a failed merge
 MERGE_INTERVAL = 0.1  # seconds between merges while results keep coming, at least,
 MERGE_SPACING = 4  # and this many times the last merge's duration: the writer stays
 # a small share of the parent's time however fast the workers produce (jieba-rs)
+HOLD_SECONDS = 1.0  # a worker's hold is handed over at least this often (or every merge
+# interval, if longer), whatever is queued
 
 
 @dataclass(slots=True)
@@ -110,8 +115,12 @@ class Pipeline:
         )  # fmt: skip
         self._pool = make_executor(config)
         self._waiting: deque[Task] = deque()  # tasks the executor lost, sent again first
-        self._generation = 0  # which pool a task was sent to; bumped on restart
-        self._inflight: dict[Future[TaskResult], tuple[Task, int, float]] = {}
+        self._generation: Counter[int] = Counter()  # slot -> its pool's; bumped on restart
+        # future -> (task, slot, generation, sent at)
+        self._inflight: dict[Future[TaskResult], tuple[Task, int, int, float]] = {}
+        self._load: Counter[int] = Counter()  # slot -> its tasks in flight
+        self._holds = Holds(max(merge_interval, HOLD_SECONDS), config.batch_max_bytes)
+        self._handing: set[int] = set()  # slots with a hand-over in flight
         self._attempts: Counter[int] = Counter()
         self._suspects: deque[Task] = deque()  # tasks of a pool that broke (see _retry)
         self._isolated: int | None = None
@@ -151,7 +160,7 @@ class Pipeline:
     def busy(self) -> bool:
         return bool(
             len(self.batcher) or self._inflight or self._pending or self._held
-            or self._chunked or self._suspects or self._waiting
+            or self._chunked or self._suspects or self._waiting or self._holds
         )  # fmt: skip
 
     def executor_status(self) -> dict[str, object]:
@@ -216,74 +225,148 @@ class Pipeline:
             if not self._pool.has_room():
                 return
             task = self.batcher.take(now, flush, share=free)
-            if task is None or not self._send(task):
+            if task is None:
+                break
+            if not self._send(task):
                 return
+        self._ask_for_holds(now)
 
-    def _send(self, task: Task) -> bool:
-        """Submit `task`; False if the executor cannot take it now (it waits)."""
+    def _least_busy(self) -> int:
+        """The slot with the fewest tasks in flight (one worker process each, locally;
+        a cluster is one slot: it places tasks itself)."""
+        if not self._pool.holds:
+            return 0
+        return min(range(self._pool.slots()), key=self._load.__getitem__)
+
+    def _ask_for_holds(self, now: float, always: bool = False) -> None:
+        """Ask each worker that holds counts, and is not already asked, to hand them
+        over, when no queued task could carry the request (nothing is due now),
+        or `always` (stopping)."""
+        if self.batcher.ready(now) and not always:
+            return
+        for slot in self._holds.slots():
+            if slot not in self._handing:
+                self._send(self.batcher.new_task(()), slot)
+
+    def _send(self, task: Task, slot: int | None = None) -> bool:
+        """Submit `task` (to `slot`'s worker, or the least busy); False if the
+        executor cannot take it now (it waits)."""
         if self.config.keep_file_counts and not task.is_chunk:
             task = task._replace(per_file=True)
+        if slot is None:
+            slot = self._least_busy()
+        now = time.monotonic()
+        if self._pool.holds and not (task.is_chunk or task.per_file or self.bucket_of):
+            # Hand over with this task when nothing more is due behind it (the
+            # results then wait no longer than they would without a hold).
+            hand_over = not task.pieces or not self.batcher.ready(now) or self._holds.due(slot, now)
+            task = task._replace(hold=True, hand_over=hand_over)
+        else:
+            task = task._replace(hold=False, hand_over=False)
         try:
             try:
-                future = self._pool.submit(task)
+                future = self._pool.submit(task, slot)
             except BrokenProcessPool:
-                self._restart_pool(self._generation)
-                future = self._pool.submit(task)
+                self._restart_pool(slot, self._generation[slot])
+                future = self._pool.submit(task, slot)
         except Unavailable:
             self._waiting.appendleft(task)
             return False
-        self._inflight[future] = (task, self._generation, time.monotonic())
-        log.debug("sent task %d (%d pieces)", task.id, len(task.pieces))
+        self._inflight[future] = (task, slot, self._generation[slot], now)
+        self._load[slot] += 1
+        if task.hand_over:
+            self._handing.add(slot)
+        log.debug("sent task %d (%d pieces) to %d", task.id, len(task.pieces), slot)
         return True
 
     def _collect(self, future: Future[TaskResult]) -> None:
-        task, generation, sent_at = self._inflight.pop(future)
+        task, slot, generation, sent_at = self._inflight.pop(future)
+        self._load[slot] -= 1
+        if task.hand_over:
+            self._handing.discard(slot)
         try:
             result = future.result()
         except BrokenProcessPool:
-            self._restart_pool(generation)
-            self._retry(task, "worker process died")
+            self._restart_pool(slot, generation)
+            self._lose_hold(slot, "its worker process died")
+            if task.pieces:
+                self._retry(task, "worker process died")
             return
         except Exception as exc:  # raised by the task as a whole, or its result unpicklable
             if (problem := self._pool.lost(exc)) is not None:  # not the task's doing
                 log.info("task %d goes back to the backlog: %s", task.id, problem)
                 self._waiting.append(task)
                 return
-            self._retry(task, f"error while counting: {type(exc).__name__}: {exc}", broke=False)
+            if task.hold:  # the worker dropped its hold when the exception went by
+                self._lose_hold(slot, f"{type(exc).__name__} in its worker")
+            if task.pieces:
+                reason = f"error while counting: {type(exc).__name__}: {exc}"
+                self._retry(task, reason, broke=False)
             return
         self._task_seconds.append(time.monotonic() - sent_at)
+        if result.lost:
+            lost = self._holds.lose(slot, result.lost)
+            log.warning("%d held tasks are counted again: their worker dropped them", len(lost))
+            self._waiting.extend(lost)
         if task.is_chunk:
             self._attempts.pop(task.id, None)
             self._assemble(task.pieces[0].file, result.pieces[0], result.counts)
             return
+        if result.held:
+            self._holds.keep(slot, task, result, time.monotonic())
+            self._attempts.pop(task.id, None)
+            return
+        done = [(task, result)]
+        if result.handed:
+            try:
+                done = [*self._holds.take(slot, result.handed, task), *done]
+            except ValueError as exc:  # a bug: merge none of it, count it all again
+                log.error("a hold handed over does not match (%s); counted again", exc)
+                self._lose_hold(slot, "it did not match")
+                self._waiting.append(task)
+                return
         try:
-            self._take(task, result)
+            self._take(done, result.counts)
         except Exception as exc:  # a bug, or MemoryError: the pending merge may be half-added
             log.exception("cannot add the result of task %d", task.id)
             pending, self._pending = self._pending, Merge()
             self._give_back(pending, exc)  # (the task's own rows are added last: not in it)
-            self._retry(task, f"error while adding it: {type(exc).__name__}: {exc}", broke=False)
+            self._waiting.extend(t for t, _ in done[:-1])  # held before: counted again
+            if task.pieces:
+                reason = f"error while adding it: {type(exc).__name__}: {exc}"
+                self._retry(task, reason, broke=False)
             return
         self._attempts.pop(task.id, None)
 
-    def _take(self, task: Task, result: TaskResult) -> None:
-        """Add a task's result to the pending merge; state changes only once it is in."""
-        refs = {p.file.path: p.file for p in task.pieces}
+    def _lose_hold(self, slot: int, why: str) -> None:
+        """The hold of `slot`'s worker is gone: count its tasks again (from the start:
+        they are not in the ledger, and their counts were never merged)."""
+        lost = self._holds.lose(slot)
+        if lost:
+            log.warning("%d tasks held by a worker are counted again: %s", len(lost), why)
+            self._waiting.extend(lost)
+
+    def _take(self, done: list[tuple[Task, TaskResult]], counts: dict[str, int]) -> None:
+        """Add `counts` and the results of the tasks they are of to the pending merge;
+        state changes only once it is in."""
         rows, vanished, changed = [], [], []
-        kept = None if result.per_file is None else []  # keep_file_counts: a row's own counts
-        for i, r in enumerate(result.pieces):
-            if r.status == VANISHED:
-                vanished.append(r.path)
-            elif r.status == CHANGED:
-                log.info("%s: %s; counted once it holds still", r.path, r.reason)
-                changed.append(r.path)
-            else:
-                rows.append(ledger_row(refs[r.path], r))
-                if kept is not None:
-                    kept.append(result.per_file[i])
-        failpoints.fail("pipeline-take", refs, MemoryError)
-        bucket = self.bucket_of(task.pieces[0].file) if self.bucket_of else None
-        self._pending.add(result.counts, rows, bucket, kept)
+        kept = None if done[-1][1].per_file is None else []  # keep_file_counts: own counts
+        for task, result in done:
+            refs = {p.file.path: p.file for p in task.pieces}
+            for i, r in enumerate(result.pieces):
+                if r.status == VANISHED:
+                    vanished.append(r.path)
+                elif r.status == CHANGED:
+                    log.info("%s: %s; counted once it holds still", r.path, r.reason)
+                    changed.append(r.path)
+                else:
+                    rows.append(ledger_row(refs[r.path], r))
+                    if kept is not None:
+                        kept.append(result.per_file[i])  # type: ignore[index]
+            failpoints.fail("pipeline-take", refs, MemoryError)
+        first = next((t.pieces[0].file for t, _ in done if t.pieces), None)
+        bucket = self.bucket_of(first) if self.bucket_of and first else None
+        self._pending.add(counts, rows, bucket, kept)
         self._vanished += vanished
         self._returned += changed
 
@@ -322,12 +405,12 @@ class Pipeline:
         else:
             self._pending.add({}, [ledger_row(piece.file, failed)])
 
-    def _restart_pool(self, broken_generation: int) -> None:
-        if broken_generation != self._generation:
+    def _restart_pool(self, slot: int, broken_generation: int) -> None:
+        if broken_generation != self._generation[slot]:
             return  # that pool was already replaced
-        log.warning("a worker process died; starting a new pool")
-        self._pool.restart()
-        self._generation += 1
+        log.warning("a worker process died; starting a new one")
+        self._pool.restart(slot)
+        self._generation[slot] += 1
 
     def _assemble(self, ref: FileRef, piece: PieceResult, counts: dict[str, int]) -> None:
         a = self._chunked.get(ref.path)
@@ -486,7 +569,11 @@ class Pipeline:
         """
         progress = Progress()
         end = time.monotonic() + deadline
-        while (self._inflight or self._pending or self._held) and time.monotonic() < end:
+        while (self._inflight or self._pending or self._held or self._holds) and (
+            time.monotonic() < end
+        ):
+            if not self.writer_failing:
+                self._ask_for_holds(time.monotonic(), always=True)
             progress.extend(self.pump(0.1, submit=False))  # sleeps while backing off
         self._chunked.clear()
         return progress

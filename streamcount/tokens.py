@@ -114,6 +114,14 @@ class Tokenizer:
                 dropped.append(token)
         return len(tokens) - (sum(map(raw.__getitem__, dropped)) - dropped_before)
 
+    def add_counts(self, tally: Tally, counts: dict[str, int]) -> None:
+        """Add counts `finish` gave (of a compressed file, counted apart) to a raw
+        tally. Such a word is its own normal form, and passes the filter."""
+        raw, memo = tally.raw, self._normal
+        for word, k in counts.items():
+            raw[word] += k
+            memo.setdefault(word, word)
+
     def finish(self, tally: Tally) -> dict[str, int]:
         """The filtered counts of the raw tokens gathered by `add` (consumes `tally`)."""
         raw = tally.raw
@@ -256,6 +264,7 @@ def _read_lines(f: BinaryIO, start: int, end: int, encoding: str) -> bytes:
 
 
 _tokenizer: Tokenizer | None = None
+_hold: Hold | None = None
 
 
 def init_worker(settings: TokenizerSettings, parent: int) -> None:
@@ -268,6 +277,8 @@ def init_worker(settings: TokenizerSettings, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _tokenizer = Tokenizer(settings)
+    global _hold
+    _hold = Hold(_tokenizer)
 
 
 def _die_with(parent: int) -> None:
@@ -279,9 +290,50 @@ def _die_with(parent: int) -> None:
 
 
 def count_task(task: Task) -> TaskResult:
-    """Count a task in this worker; see `count_pieces`."""
-    assert _tokenizer is not None, "init_worker did not run"
+    """Count a task in this worker; see `count_pieces`, and `Hold` for a `hold` task."""
+    assert _tokenizer is not None and _hold is not None, "init_worker did not run"
+    if task.hold:
+        return _hold.count(task)
     return count_pieces(_tokenizer, task.id, task.pieces, per_file=task.per_file)
+
+
+class Hold:
+    """A worker's counts of the tasks it counted but has not sent back yet.
+
+    Summing task after task into one tally spares what a tally per task
+    costs: filtering each task's whole vocabulary again, and pickling it to
+    the parent, which unpickles and sums it again. The parent asks for the
+    hold (`hand_over`) when no more work is due, or the hold is old or big
+    enough, and merges the counts with the ledger rows of exactly the tasks
+    they are of (`handed`). If this process dies, the parent counts those
+    tasks again: the hold dies with it, so nothing is counted twice.
+    """
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.tally = Tally()
+        self.ids: list[int] = []
+
+    def count(self, task: Task) -> TaskResult:
+        try:
+            result = count_pieces(self.tokenizer, task.id, task.pieces, into=self.tally)
+        except Spoilt:  # the tally holds part of a piece: drop it, count this task alone
+            lost = self.drop()
+            result = count_pieces(self.tokenizer, task.id, task.pieces)
+            return result._replace(lost=lost)
+        except BaseException:  # the parent takes the whole hold as lost (pipeline.py)
+            self.drop()
+            raise
+        self.ids.append(task.id)
+        if not task.hand_over:
+            return result._replace(held=True)
+        tally, handed = self.tally, self.drop()
+        return result._replace(counts=self.tokenizer.finish(tally), handed=handed)
+
+    def drop(self) -> tuple[int, ...]:
+        """Empty the hold; return the ids of the tasks it was of."""
+        ids, self.ids, self.tally = tuple(self.ids), [], Tally()
+        return ids
 
 
 def count_pieces(
@@ -290,9 +342,12 @@ def count_pieces(
     pieces: Iterable[Piece],
     loaded: tuple[Loaded, ...] | None = None,
     per_file: bool = False,
+    into: Tally | None = None,
 ) -> TaskResult:
     """Read, decode and count each piece; a piece that fails adds nothing to the total.
-    `per_file`: also give each piece's own counts (keep_file_counts).
+    `per_file`: also give each piece's own counts (keep_file_counts). `into`:
+    count into that tally (a worker's hold) and give back no counts; then a
+    piece that fails inside the tokenizer raises Spoilt (see below).
 
     `loaded`: the pieces already read elsewhere (`load_piece` on the daemon's
     host, for a cluster worker that cannot see its disks); None reads them here.
@@ -305,14 +360,21 @@ def count_pieces(
     given_up: dict[int, PieceResult] = {}
     while True:
         try:
-            return _count(tokenizer, task_id, pieces, given_up, loaded, per_file)
+            return _count(tokenizer, task_id, pieces, given_up, loaded, per_file, into)
         except _Poisoned as poisoned:
+            if into is not None:
+                raise Spoilt(poisoned.result.reason) from None
             given_up[poisoned.index] = poisoned.result
 
 
 class _Poisoned(Exception):
     def __init__(self, index: int, result: PieceResult) -> None:
         self.index, self.result = index, result
+
+
+class Spoilt(Exception):
+    """Counting into a given tally failed inside the tokenizer: part of a piece
+    may be in it, so it can no longer be merged."""
 
 
 # A piece read: its bytes and the identity of the file they are of, or (not
@@ -336,8 +398,10 @@ def _count(
     given_up: dict[int, PieceResult],
     loaded: tuple[Loaded, ...] | None,
     per_file: bool = False,
+    into: Tally | None = None,
 ) -> TaskResult:
-    tally = Tally()
+    assert into is None or not per_file, "a hold keeps no counts per file"
+    tally = Tally() if into is None else into
     separate: list[dict[str, int]] = []  # counts kept apart: compressed files, per_file
     results = []
     own: list[dict[str, int]] = []  # per_file: each piece's counts
@@ -380,6 +444,10 @@ def _count(
             own[-1] = tokenizer.finish(tally)
             separate.append(own[-1])
             tally = Tally()
+    if into is not None:
+        for more in separate:
+            tokenizer.add_counts(into, more)
+        return TaskResult(task_id, {}, tuple(results))
     counts = tokenizer.finish(tally)
     for more in separate:
         for word, k in more.items():

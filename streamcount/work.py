@@ -48,15 +48,18 @@ class Piece(NamedTuple):
 
 
 class Task(NamedTuple):
-    """What one worker call counts: whole files, or one chunk of a large file."""
+    """What one worker call counts: whole files, or one chunk of a large file; or
+    nothing, only handing over the worker's hold (see holds.py)."""
 
     id: int
     pieces: tuple[Piece, ...]
     per_file: bool = False  # keep_file_counts: each whole file's counts apart in the result
+    hold: bool = False  # add the counts to the worker's hold instead of sending them back
+    hand_over: bool = False  # send the hold (this task's counts with it) back now
 
     @property
     def is_chunk(self) -> bool:
-        return self.pieces[0].end is not None
+        return bool(self.pieces) and self.pieces[0].end is not None
 
 
 class PieceResult(NamedTuple):
@@ -72,9 +75,18 @@ class PieceResult(NamedTuple):
 
 class TaskResult(NamedTuple):
     """One combined count for the task's counted pieces, and a result per piece;
-    for a `per_file` task also each piece's own counts (aligned with `pieces`)."""
+    for a `per_file` task also each piece's own counts (aligned with `pieces`).
+
+    For a `hold` task: `held`, its counts stayed in the worker's hold (`counts`
+    is empty); or `handed`, `counts` is the hold: these earlier tasks' counts
+    and this one's. `lost`: earlier tasks whose held counts the worker had to
+    drop (see holds.py); they must be counted again.
+    """
 
     task_id: int
     counts: dict[str, int]
     pieces: tuple[PieceResult, ...]
     per_file: tuple[dict[str, int], ...] | None = None
+    held: bool = False
+    handed: tuple[int, ...] = ()
+    lost: tuple[int, ...] = ()

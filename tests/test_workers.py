@@ -26,7 +26,7 @@ def test_killed_worker_is_replaced_and_its_batch_retried(tmp_path, rng, daemon_f
     for pid in spawn_workers(daemon.pid):
         os.kill(pid, signal.SIGKILL)
     wait_until(lambda: str(path) in db_ledger(db), 60, "the retried file")
-    assert daemon.saw("a worker process died; starting a new pool")
+    assert daemon.saw("a worker process died; starting a new one")
     later = inbox / "later.txt"
     later.write_text(more := make_text(rng))
     wait_until(lambda: str(later) in db_ledger(db), what="a file after the restart")
