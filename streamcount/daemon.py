@@ -37,6 +37,7 @@ from .work import COUNTED, LINKED, MOVED
 log = logging.getLogger(__name__)
 
 TICK = 0.05  # longest the loop sleeps before looking at events, results and clocks
+SIGHTINGS_SECONDS = 0.05  # longest the loop decides on sightings before it pumps again
 STATUS_SECONDS = 2.0  # how often STATUS and the status file are refreshed
 # Settings a SIGHUP cannot change: the database, the host id and the tokenizer
 # shape the totals, and the pool is sized once.
@@ -242,13 +243,19 @@ class Daemon:
         log.debug("rescanned %d files in %.0f ms", seen, (time.monotonic() - now) * 1000)
 
     def _take_sightings(self, wait: float) -> None:
+        """Decide on the watcher's sightings: those waiting, for SIGHTINGS_SECONDS at
+        most, so a flood of events (a folder of 100,000 files moved in) does not
+        keep the loop from sending work to the workers meanwhile."""
         try:
             kind, path = self.sightings.get(timeout=wait) if wait else self.sightings.get_nowait()
         except queue.Empty:
             return
-        now, wall = time.monotonic(), time.time()
+        end = time.monotonic() + SIGHTINGS_SECONDS
         while True:
-            self._sighting(kind, path, now, wall)
+            now = time.monotonic()
+            self._sighting(kind, path, now, time.time())
+            if now >= end:
+                return  # the rest wait in the queue, in order
             try:
                 kind, path = self.sightings.get_nowait()
             except queue.Empty:
