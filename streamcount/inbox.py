@@ -68,6 +68,8 @@ def _free_name(target: Path) -> Path:
 def settle_rows(rows: Iterable[LedgerRow], watch: tuple[WatchDir, ...]) -> None:
     """After a commit: settle each counted row's file per its watch entry; a failure
     is logged in one line and tried again at the next start."""
+    if all(root.after == KEEP for root in watch):  # the default: nothing to look up per row
+        return
     for row in rows:
         if row.status == COUNTED:
             _settle_logged(row.path, row.file, watch)
