@@ -39,7 +39,9 @@ MAX_ATTEMPTS = 3  # a file that kills its worker (or fails its merge) this often
 RETRY_SECONDS = (0.5, 1, 2, 5, 10, 30)  # writer back-off after a failed merge
 MERGE_INTERVAL = 0.1  # seconds between merges while results keep coming, at least,
 MERGE_SPACING = 4  # and this many times the last merge's duration: the writer stays
-# a small share of the parent's time however fast the workers produce (jieba-rs)
+# a small share of the parent's time however fast the workers produce (jieba-rs);
+BACKLOG_SPACING = 12  # this many while work waits to be sent: a result then waits on
+# the queue anyway, and the parent's time is the workers' (they share the cores)
 HOLD_SECONDS = 1.0  # a worker's hold is handed over at least this often (or every merge
 # interval, if longer), whatever is queued
 
@@ -489,7 +491,8 @@ class Pipeline:
             self._held = None
             self._writer_up(now)
             progress.seconds = time.perf_counter() - started
-            self._next_merge = now + max(self.merge_interval, MERGE_SPACING * progress.seconds)
+            spacing = BACKLOG_SPACING if self.batcher.ready(now) else MERGE_SPACING
+            self._next_merge = now + max(self.merge_interval, spacing * progress.seconds)
             progress.rows = batch.rows
             for row in progress.rows:
                 self._given_back.pop(row.path, None)
