@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench soak clean systemd-tools postgres-tools plot-tools
+.PHONY: run test lint bench bench-quick soak clean systemd-tools postgres-tools plot-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,9 +46,14 @@ plot-tools:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Benchmarks need ../shared/corpus (or STREAMCOUNT_CORPUS). This is the quick
-# smoke run; docs/benchmarks.md has the full commands and their results.
+# Benchmarks need ../shared/corpus (or STREAMCOUNT_CORPUS). `bench`: the
+# counting ceilings (`counted`, `counted-rs`) beside ingest, the daemon and its
+# steady state, on the corpus x10, one round (a few minutes); `bench-quick`: every
+# contender on a small slice. docs/benchmarks.md has the full commands and results.
 bench: $(STAMP)
+	$(BIN)/python -m bench.throughput --ceilings --rounds 1
+
+bench-quick: $(STAMP)
 	$(BIN)/python -m bench.throughput --quick
 
 # Minutes of random writes, renames, rotations, links and deletes while the

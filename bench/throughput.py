@@ -25,13 +25,15 @@ Contenders:
   counted-rs `counted` with rjieba
   ingest-rs  `streamcount ingest` with tokenizer engine "jieba-rs"
   daemon-rs  `daemon` with tokenizer engine "jieba-rs"
+  steady     `streamcount run` started on an inbox that already holds the files
+          (a backlog), MB/s counted after its first STEADY_AFTER seconds
+  steady-rs  `steady` with jieba-rs, fed `--steady-copies` times the files
 
-The daemons also report their steady state: MB/s counted after their first
-STEADY_AFTER seconds (start-up costs are paid once in a service's life), shown
-beside `counted` / `counted-rs`, their ceilings. `daemon-rs` drains the corpus
-×10 in about as long as that, so it is fed `--steady-copies` times as many
-files (real copies: a hard link is the same file to the ledger); its row
-says how many MB it counted.
+The steady state (start-up costs are paid once in a service's life) is shown
+beside `counted` / `counted-rs`, their ceilings, per round. With jieba-rs
+the corpus ×10 is counted in about STEADY_AFTER seconds, so `steady-rs` is
+fed `--steady-copies` times as many files (real copies: a hard link is the
+same file to the ledger); its row says how many MB it counted.
 
 Times are wall-clock, each process's start-up and jieba load included, except
 `limit`, `parallel` and `counted` (the work alone, workers already loaded) and
@@ -63,7 +65,11 @@ from bench.daemon import start_with
 
 CONTENDERS = (
     "limit", "parallel", "counted", "a", "b", "c", "d", "ingest", "daemon",
-    "limit-rs", "counted-rs", "ingest-rs", "daemon-rs",
+    "steady", "limit-rs", "counted-rs", "ingest-rs", "daemon-rs", "steady-rs",
+)  # fmt: skip
+# What `make bench` runs: issue 12's figures, each beside its ceiling.
+CEILINGS = (
+    "counted", "ingest", "daemon", "steady", "counted-rs", "ingest-rs", "daemon-rs", "steady-rs",
 )  # fmt: skip
 BATCH_DOCS = 1000
 STEADY_AFTER = 5.0  # seconds: a daemon's steady state is measured after this
@@ -235,28 +241,36 @@ def one(name: str, folder: Path, cores: int, work: Path, scale: int = 1) -> dict
         )  # fmt: skip
         seconds = time.perf_counter() - started
         return {"seconds": seconds, "digest": _digest(_db_counts(db))}
-    elif name in ("daemon", "daemon-rs"):
-        return _daemon(folder, cores, work, "jieba-rs" if name == "daemon-rs" else "jieba", scale)
+    elif name in ("daemon", "daemon-rs", "steady", "steady-rs"):
+        engine = "jieba-rs" if name.endswith("-rs") else "jieba"
+        return _daemon(folder, cores, work, engine, scale, backlog=name.startswith("steady"))
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "digest": _digest(totals) if totals is not None else None}
 
 
-def _daemon(folder: Path, cores: int, work: Path, engine: str, scale: int = 1) -> dict:
-    """Seconds for a running daemon to drain the files dropped into its inbox, and
-    its steady state: MB/s counted after its first STEADY_AFTER seconds. `scale`:
-    the folder holds the corpus that many times over; the digest is of the
-    totals divided by it (a total that does not divide gives no match)."""
+def _daemon(
+    folder: Path, cores: int, work: Path, engine: str, scale: int = 1, backlog: bool = False
+) -> dict:
+    """Seconds for a running daemon to drain the files dropped into its inbox (or,
+    `backlog`, from its start on an inbox that holds them), and its steady
+    state: MB/s counted after its first STEADY_AFTER seconds. `scale`: the
+    folder holds the corpus that many times over; the digest is of the totals
+    divided by it (a total that does not divide gives no match)."""
     inbox, db, config = work / "inbox", work / "daemon.db", work / "config.toml"
     inbox.mkdir()
     config.write_text(f'[tokenizer]\nengine = "{engine}"\n')
     expected = sum(1 for _ in folder.rglob("*.txt"))
+    if backlog:
+        shutil.copytree(folder, inbox / "drop", copy_function=os.link)  # hard links: instant
+    started = time.perf_counter()
     proc = start_with(
         ["--watch", str(inbox), "--db", str(db), "--workers", str(cores), "--config", str(config)]
     )
     mark: tuple[float, int] | None = None  # (when, bytes counted) at STEADY_AFTER
     try:
-        started = time.perf_counter()
-        shutil.copytree(folder, inbox / "drop", copy_function=os.link)  # hard links: instant
+        if not backlog:
+            started = time.perf_counter()
+            shutil.copytree(folder, inbox / "drop", copy_function=os.link)
         while (done := _ledger(db))[0] < expected:
             if mark is None and time.perf_counter() - started >= STEADY_AFTER:
                 mark = (time.perf_counter(), done[1])
@@ -342,9 +356,13 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated contenders")
     parser.add_argument(
         "--steady-copies", type=int, default=4,
-        help="daemon-rs is fed this many times the files, to have a steady state (default 4)",
+        help="steady-rs is fed this many times the files, to have a steady state (default 4)",
     )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="a small slice, one round (CI)")
+    parser.add_argument(
+        "--ceilings", action="store_true",
+        help="only issue 12's contenders, each beside its ceiling (make bench)",
+    )  # fmt: skip
     parser.add_argument("--write", type=Path, help="write the table as markdown here")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
@@ -367,22 +385,24 @@ def main() -> None:
         texts = texts[:300]
         args.rounds = 1
     names = args.only.split(",") if args.only else list(CONTENDERS)
+    if args.ceilings:
+        names = list(CEILINGS)
     size = sum(len(t.encode()) for t in texts)
     results: dict[str, list[dict]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "corpus"
         write_files(texts, folder)
         folders = {name: (folder, 1) for name in names}
-        if "daemon-rs" in names and args.steady_copies > 1 and not args.quick:
-            folders["daemon-rs"] = (Path(tmp) / "steady", args.steady_copies)
-            write_files(texts * args.steady_copies, folders["daemon-rs"][0])
+        if "steady-rs" in names and args.steady_copies > 1 and not args.quick:
+            folders["steady-rs"] = (Path(tmp) / "steady", args.steady_copies)
+            write_files(texts * args.steady_copies, folders["steady-rs"][0])
         print(f"{len(texts)} files, {size / 1e6:.1f} MB, {args.cores} cores, "
               f"{args.rounds} rounds", flush=True)  # fmt: skip
         for r in range(args.rounds):
             for name in names:
                 result = run_contender(name, folders[name][0], args.cores, folders[name][1])
                 results[name].append(result)
-                print(f"  round {r + 1}  {name:7} {result['seconds']:7.2f} s", flush=True)
+                print(f"  round {r + 1}  {name:10} {result['seconds']:7.2f} s", flush=True)
     table = render(results, size, len(texts), args)
     print(table)
     if args.write:
@@ -430,19 +450,39 @@ def render(results: dict[str, list[dict]], size: int, files: int, args: argparse
     return "\n".join(lines + _steady_lines(results, size, med))
 
 
+# (contender, its ceiling, the share issue 12 asks of it)
+GOALS = (
+    ("ingest", "counted", 0.95), ("ingest-rs", "counted-rs", 0.80),
+    ("daemon", "counted", None), ("daemon-rs", "counted-rs", None),
+    ("steady", "counted", 0.97), ("steady-rs", "counted-rs", 0.90),
+)  # fmt: skip
+
+
 def _steady_lines(results: dict[str, list[dict]], size: int, med: dict[str, float]) -> list[str]:
-    """The daemons' steady state beside their ceilings (`counted`, `counted-rs`)."""
-    lines = []
-    for name, ceiling in (("daemon", "counted"), ("daemon-rs", "counted-rs")):
-        steady = [r["steady_mbps"] for r in results.get(name, []) if r.get("steady_mbps")]
-        if not steady:
+    """Each contender's MB/s against its ceiling's, round by round (the machine
+    drifts between rounds): steady states after their first STEADY_AFTER s."""
+    lines = ["", "| contender | of its ceiling, per round | median | goal |"]
+    lines.append("| --- | --- | ---: | ---: |")
+    for name, ceiling, goal in GOALS:
+        if name not in results or ceiling not in results:
             continue
-        rate = statistics.median(steady)
-        of = f"{rate / (size / 1e6 / med[ceiling]):.2f} of {ceiling}" if ceiling in med else ""
-        lines.append(
-            f"{name} steady state (after its first {STEADY_AFTER:.0f} s): {rate:.2f} MB/s {of}"
-        )
-    return ["", *lines] if lines else []
+        ratios = []
+        for mine, top in zip(results[name], results[ceiling], strict=True):
+            rate = mine.get("steady_mbps") if name.startswith("steady") else (
+                mine.get("mb", size / 1e6) / mine["seconds"]
+            )  # fmt: skip
+            if rate:
+                ratios.append(rate / (size / 1e6 / top["seconds"]))
+        if not ratios:
+            continue
+        label = name
+        if name.startswith("steady"):
+            label += f" (after its first {STEADY_AFTER:.0f} s)"
+        shown = " / ".join(f"{r:.2f}" for r in ratios)
+        wanted = f"≥ {goal:.2f}" if goal else "–"
+        median = statistics.median(ratios)
+        lines.append(f"| {label} vs {ceiling} | {shown} | {median:.2f} | {wanted} |")
+    return lines if len(lines) > 3 else []
 
 
 def write_doc(path: Path, table: str, args: argparse.Namespace) -> None:
