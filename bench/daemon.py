@@ -5,12 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from pathlib import Path
-
-
-def start_daemon(inbox: Path, db: Path, workers: int) -> subprocess.Popen[str]:
-    """The daemon on `inbox`, returned once it logs that it is watching."""
-    return start_with(["--watch", str(inbox), "--db", str(db), "--workers", str(workers)])
 
 
 def start_with(flags: list[str]) -> subprocess.Popen[str]:

@@ -1,6 +1,6 @@
 """Latency: from a file's close to its tokens being queryable, under a steady feed.
 
-    python -m bench.latency [--rate-mb 1.0] [--seconds 30]
+    python -m bench.latency [--rate-mb 1.0] [--seconds 30] [--engine jieba|jieba-rs]
 
 Starts the daemon on an empty inbox, then writes article files from the
 corpus at a steady rate (default 1 MB/s: about half of what the daemon
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from bench.corpus import articles
-from bench.daemon import start_daemon
+from bench.daemon import start_with
 
 
 def main() -> None:
@@ -33,12 +33,18 @@ def main() -> None:
     parser.add_argument("--rate-mb", type=float, default=1.0, help="feed rate, MB/s")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--engine", default="jieba", choices=("jieba", "jieba-rs"))
     args = parser.parse_args()
     texts = [t.encode() for t in articles(copies=10)]
     with tempfile.TemporaryDirectory() as tmp:
         inbox, db = Path(tmp) / "inbox", Path(tmp) / "db.sqlite"
         inbox.mkdir()
-        proc = start_daemon(inbox, db, args.workers)
+        config = Path(tmp) / "config.toml"
+        config.write_text(f'[tokenizer]\nengine = "{args.engine}"\n')
+        proc = start_with(
+            ["--watch", str(inbox), "--db", str(db), "--workers", str(args.workers),
+             "--config", str(config)]
+        )  # fmt: skip
         try:
             cold = warm_up(inbox, db, texts[0])
             closed, seen, lag = feed_and_watch(inbox, db, texts, args.rate_mb, args.seconds)
@@ -107,7 +113,7 @@ def feed_and_watch(inbox: Path, db: Path, texts: list[bytes], rate_mb: float, se
 def report(closed, seen, lag, args) -> None:
     latencies = sorted(seen[p] - closed[p] for p in closed if p in seen)
     q = statistics.quantiles(latencies, n=100)
-    print(f"feed {args.rate_mb} MB/s for {args.seconds:g} s: {len(closed)} files, "
+    print(f"{args.engine}, feed {args.rate_mb} MB/s for {args.seconds:g} s: {len(closed)} files, "
           f"{len(latencies)} seen")  # fmt: skip
     print("| p50 | p90 | p99 | max |")
     print("| ---: | ---: | ---: | ---: |")
