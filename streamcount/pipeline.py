@@ -41,7 +41,10 @@ MERGE_INTERVAL = 0.1  # seconds between merges while results keep coming, at lea
 MERGE_SPACING = 4  # and this many times the last merge's duration: the writer stays
 # a small share of the parent's time however fast the workers produce (jieba-rs);
 BACKLOG_SPACING = 12  # this many while work waits to be sent: a result then waits on
-# the queue anyway, and the parent's time is the workers' (they share the cores)
+# the queue anyway, and the parent's time is the workers' (they share the cores);
+MAX_MERGE_GAP = 5.0  # but no more than this many seconds apart: a merge grows with the
+# gap, and the next gap with it; a merge longer than the work queued for the
+# workers (two tasks each) leaves them idle while it runs
 HOLD_SECONDS = 1.0  # a worker's hold is handed over at least this often (or every merge
 # interval, if longer), whatever is queued
 
@@ -492,7 +495,8 @@ class Pipeline:
             self._writer_up(now)
             progress.seconds = time.perf_counter() - started
             spacing = BACKLOG_SPACING if self.batcher.ready(now) else MERGE_SPACING
-            self._next_merge = now + max(self.merge_interval, spacing * progress.seconds)
+            gap = min(spacing * progress.seconds, MAX_MERGE_GAP)
+            self._next_merge = now + max(self.merge_interval, gap)
             progress.rows = batch.rows
             for row in progress.rows:
                 self._given_back.pop(row.path, None)
