@@ -474,7 +474,7 @@ def render(results: dict[str, list[dict]], size: int, files: int, args: argparse
         lines.append(
             f"| {label} | {med[name]:.2f} | {rate:.2f} | {of_limit} | {vs_a} | {same} | {rss} |"
         )
-    return "\n".join(lines + _steady_lines(results, size, med))
+    return "\n".join(lines + _ratio_lines(results, size, med))
 
 
 # (contender, its ceiling, the share issue 12 asks of it)
@@ -485,7 +485,7 @@ GOALS = (
 )  # fmt: skip
 
 
-def _steady_lines(results: dict[str, list[dict]], size: int, med: dict[str, float]) -> list[str]:
+def _ratio_lines(results: dict[str, list[dict]], size: int, med: dict[str, float]) -> list[str]:
     """Each contender's MB/s against its ceiling's, round by round (the machine
     drifts between rounds); for `steady`, its steady state."""
     lines = ["", "| contender | of its ceiling, per round | median | goal |"]

@@ -294,8 +294,7 @@ class Pipeline:
         except BrokenProcessPool:
             self._restart_pool(slot, generation)
             self._lose_hold(slot, "its worker process died")
-            if task.pieces:
-                self._retry(task, "worker process died")
+            self._retry(task, "worker process died")
             return
         except Exception as exc:  # raised by the task as a whole, or its result unpicklable
             if (problem := self._pool.lost(exc)) is not None:  # not the task's doing
@@ -304,15 +303,11 @@ class Pipeline:
                 return
             if task.hold:  # the worker dropped its hold when the exception went by
                 self._lose_hold(slot, f"{type(exc).__name__} in its worker")
-            if task.pieces:
-                reason = f"error while counting: {type(exc).__name__}: {exc}"
-                self._retry(task, reason, broke=False)
+            self._retry(task, f"error while counting: {type(exc).__name__}: {exc}", broke=False)
             return
         self._task_seconds.append(time.monotonic() - sent_at)
         if result.lost:
-            lost = self._holds.lose(slot, result.lost)
-            log.warning("%d held tasks are counted again: their worker dropped them", len(lost))
-            self._waiting.extend(lost)
+            self._lose_hold(slot, "their worker dropped them", result.lost)
         if task.is_chunk:
             self._attempts.pop(task.id, None)
             self._assemble(task.pieces[0].file, result.pieces[0], result.counts)
@@ -337,16 +332,15 @@ class Pipeline:
             pending, self._pending = self._pending, Merge()
             self._give_back(pending, exc)  # (the task's own rows are added last: not in it)
             self._waiting.extend(t for t, _ in done[:-1])  # held before: counted again
-            if task.pieces:
-                reason = f"error while adding it: {type(exc).__name__}: {exc}"
-                self._retry(task, reason, broke=False)
+            self._retry(task, f"error while adding it: {type(exc).__name__}: {exc}", broke=False)
             return
         self._attempts.pop(task.id, None)
 
-    def _lose_hold(self, slot: int, why: str) -> None:
-        """The hold of `slot`'s worker is gone: count its tasks again (from the start:
-        they are not in the ledger, and their counts were never merged)."""
-        lost = self._holds.lose(slot)
+    def _lose_hold(self, slot: int, why: str, ids: tuple[int, ...] | None = None) -> None:
+        """The hold of `slot`'s worker (or its tasks `ids`) is gone: count those tasks
+        again (from the start: they are not in the ledger, and their counts were
+        never merged)."""
+        lost = self._holds.lose(slot, ids)
         if lost:
             log.warning("%d tasks held by a worker are counted again: %s", len(lost), why)
             self._waiting.extend(lost)
@@ -384,6 +378,8 @@ class Pipeline:
         that fails alone is guilty: a batch is split into single files; a
         single file is retried, then marked failed after MAX_ATTEMPTS.
         """
+        if not task.pieces:  # a request for a worker's hold: nothing to count again
+            return
         isolated = not broke or (self._isolated == task.id and len(self._inflight) == 0)
         self._isolated = None
         if not isolated:
