@@ -23,6 +23,10 @@ Contenders:
   daemon  a running `streamcount run` draining the files dropped into its inbox
   limit-rs   raw rjieba (jieba-rs) cut in one process, times the number of cores
   counted-rs `counted` with rjieba
+  read, read-rs  `counted` / `counted-rs`, each process reading its files from
+          disk as streamcount's workers do (open, fstat, read, fstat again,
+          fingerprint, decode): the ceiling for a counter that reads its files
+          and knows which bytes it counted, before any parent, ledger or database
   ingest-rs  `streamcount ingest` with tokenizer engine "jieba-rs"
   daemon-rs  `daemon` with tokenizer engine "jieba-rs"
   steady     `streamcount run` started on an inbox that already holds the files
@@ -67,11 +71,13 @@ from bench.daemon import start_with
 
 CONTENDERS = (
     "limit", "parallel", "counted", "a", "b", "c", "d", "ingest", "daemon",
-    "steady", "limit-rs", "counted-rs", "ingest-rs", "daemon-rs", "steady-rs",
+    "steady", "limit-rs", "counted-rs", "read", "read-rs", "ingest-rs", "daemon-rs",
+    "steady-rs",
 )  # fmt: skip
 # What `make bench` runs: issue 12's figures, each beside its ceiling.
 CEILINGS = (
-    "counted", "ingest", "daemon", "steady", "counted-rs", "ingest-rs", "daemon-rs", "steady-rs",
+    "counted", "read", "ingest", "daemon", "steady",
+    "counted-rs", "read-rs", "ingest-rs", "daemon-rs", "steady-rs",
 )  # fmt: skip
 BATCH_DOCS = 1000
 POLL_SECONDS = 0.05  # how often the daemon's ledger is read: a light load beside it
@@ -159,23 +165,43 @@ def _cut_and_count(docs: list[str], rs: bool = False) -> dict[str, int]:
     return {t: n for t, n in tally.items() if keep(t)}
 
 
+def _read_cut_and_count(paths: list[str], rs: bool = False) -> dict[str, int]:
+    """`_cut_and_count` of the files at `paths`, each read and decoded as a worker
+    reads it (tokens.read_piece: the file's identity checked around the read)."""
+    import os
+
+    from streamcount.decoding import decode_with
+    from streamcount.tokens import read_piece
+    from streamcount.work import FileRef, Piece
+
+    texts = []
+    for path in paths:
+        st = os.stat(path)
+        data, _ = read_piece(Piece(FileRef(path, st.st_size, st.st_mtime_ns, st.st_ino)))
+        texts.append(decode_with(data, "auto", "replace").text)
+    return _cut_and_count(texts, rs)
+
+
 def _init_rjieba() -> None:
     import rjieba  # noqa: F401  (builds its tokenizer on import)
 
 
-def _counted(folder: Path, cores: int, rs: bool) -> tuple[float, dict[str, int]]:
+def _counted(
+    folder: Path, cores: int, rs: bool, read: bool = False
+) -> tuple[float, dict[str, int]]:
     """Preloaded texts, warm workers; the clock runs over cutting, counting and
-    summing the parts only."""
+    summing the parts only (`read`: and over reading the files, in the workers)."""
     import multiprocessing
 
-    docs = list(_texts(folder))
+    docs = [str(p) for p in sorted(folder.rglob("*.txt"))] if read else list(_texts(folder))
     shares = [docs[i::cores] for i in range(cores)]
+    work = _read_cut_and_count if read else _cut_and_count
     init = _init_rjieba if rs else _init_jieba
     with multiprocessing.get_context("fork").Pool(cores, initializer=init) as pool:
         pool.map(_noop, range(cores))
         started = time.perf_counter()
         totals: Counter[str] = Counter()
-        for part in pool.map(partial(_cut_and_count, rs=rs), shares, chunksize=1):
+        for part in pool.map(partial(work, rs=rs), shares, chunksize=1):
             totals.update(part)
         return time.perf_counter() - started, dict(totals)
 
@@ -201,8 +227,9 @@ def one(name: str, folder: Path, cores: int, work: Path, scale: int = 1) -> dict
             pool.map(_noop, range(cores))  # every worker has loaded jieba
             started = time.perf_counter()
             pool.map(_cut_only, shares, chunksize=1)
-    elif name in ("counted", "counted-rs"):
-        seconds, totals = _counted(folder, cores, rs=name == "counted-rs")
+    elif name in ("counted", "counted-rs", "read", "read-rs"):
+        rs, read = name.endswith("-rs"), name.startswith("read")
+        seconds, totals = _counted(folder, cores, rs=rs, read=read)
         return {"seconds": seconds, "digest": _digest(totals)}
     elif name == "a":
         _quiet_jieba()
@@ -459,7 +486,7 @@ def render(results: dict[str, list[dict]], size: int, files: int, args: argparse
         ceiling = rs_rate if name.endswith("-rs") else limit_rate
         of_limit = f"{rate / ceiling:.0%}" if ceiling else "–"
         vs_a = f"{med['a'] / med[name]:.2f}×" if "a" in med and name != "limit" else "–"
-        if name in ("parallel", "counted", "limit-rs", "counted-rs"):  # ceilings, not ways
+        if name in ("parallel", "counted", "limit-rs", "counted-rs", "read", "read-rs"):  # ceilings
             vs_a = "–"
         digest = rs[0]["digest"]
         same = "–" if digest is None or base is None else ("yes" if digest == base else "NO")
@@ -479,6 +506,7 @@ def render(results: dict[str, list[dict]], size: int, files: int, args: argparse
 
 # (contender, its ceiling, the share issue 12 asks of it)
 GOALS = (
+    ("read", "counted", None), ("read-rs", "counted-rs", None),
     ("ingest", "counted", 0.95), ("ingest-rs", "counted-rs", 0.80),
     ("daemon", "counted", None), ("daemon-rs", "counted-rs", None),
     ("steady", "counted", 0.97), ("steady-rs", "counted-rs", 0.90),
