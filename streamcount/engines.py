@@ -151,10 +151,15 @@ def _add_user_words(rs: Any, paths: Iterable[Path]) -> Any:
 
 
 def _dictionary_words(jieba_tok: Any) -> Iterable[str]:
-    """The words of jieba's dictionary (and the user's, when loaded in jieba_tok)."""
+    """The words of jieba's dictionary (and the user's, when loaded in jieba_tok)
+    that hold an ASCII block character: those ascii_words_pattern looks for.
+
+    Without a user dictionary they are found by one scan of jieba's dict.txt
+    (~0.03 s; listing all 349,046 words and testing each took ~0.1 s, in
+    every worker, before its first text with ASCII in it was counted)."""
     if jieba_tok is not None:
         return (w for w, f in jieba_tok.FREQ.items() if f)
-    import jieba
-
-    text = (Path(jieba.__file__).parent / "dict.txt").read_text(encoding="utf-8")
-    return re.findall(r"^([^ \n]+) ", text, re.M)
+    spec = importlib.util.find_spec("jieba")  # its path: importing it takes ~0.05 s
+    assert spec is not None and spec.origin is not None, "jieba is a dependency"
+    text = (Path(spec.origin).parent / "dict.txt").read_text(encoding="utf-8")
+    return jiebacompat.ASCII_WORD_LINE.findall(text)

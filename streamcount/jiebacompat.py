@@ -50,6 +50,8 @@ R_CHAR = re.compile(f"[{_R}]")
 R_RUN = re.compile(f"[{_R}]*+")
 X_SPLIT = re.compile(f"([{_X}])")  # keeps each X character as a piece
 ASCII_CHAR = re.compile(f"[{_ASCII}]")
+# A line of jieba's dict.txt ("word freq tag") whose word holds an ASCII character.
+ASCII_WORD_LINE = re.compile(f"^([^ \\n]*[{_ASCII}][^ \\n]*) ", re.M)
 RE_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")  # jieba.finalseg.re_skip
 
 
