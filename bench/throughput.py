@@ -62,7 +62,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -186,24 +186,39 @@ def _init_rjieba() -> None:
     import rjieba  # noqa: F401  (builds its tokenizer on import)
 
 
+def _timed(work: Callable[..., dict[str, int]], *args: object, **kwargs: object) -> tuple:
+    """`work(...)`, and the CPU seconds this process spent on it."""
+    cpu = time.process_time()
+    return work(*args, **kwargs), time.process_time() - cpu
+
+
 def _counted(
     folder: Path, cores: int, rs: bool, read: bool = False
-) -> tuple[float, dict[str, int]]:
+) -> tuple[float, dict[str, int], float]:
     """Preloaded texts, warm workers; the clock runs over cutting, counting and
-    summing the parts only (`read`: and over reading the files, in the workers)."""
+    summing the parts only (`read`: and over reading the files, in the workers).
+    Also the CPU seconds of all the processes over the same span."""
     import multiprocessing
 
     docs = [str(p) for p in sorted(folder.rglob("*.txt"))] if read else list(_texts(folder))
     shares = [docs[i::cores] for i in range(cores)]
-    work = _read_cut_and_count if read else _cut_and_count
+    work = partial(_timed, _read_cut_and_count if read else _cut_and_count, rs=rs)
     init = _init_rjieba if rs else _init_jieba
     with multiprocessing.get_context("fork").Pool(cores, initializer=init) as pool:
         pool.map(_noop, range(cores))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         totals: Counter[str] = Counter()
-        for part in pool.map(partial(work, rs=rs), shares, chunksize=1):
+        parts = pool.map(work, shares, chunksize=1)
+        for part, _ in parts:
             totals.update(part)
-        return time.perf_counter() - started, dict(totals)
+        cpu = time.process_time() - cpu + sum(seconds for _, seconds in parts)
+        return time.perf_counter() - started, dict(totals), cpu
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the child processes waited for so far (and of theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def one(name: str, folder: Path, cores: int, work: Path, scale: int = 1) -> dict:
@@ -229,8 +244,8 @@ def one(name: str, folder: Path, cores: int, work: Path, scale: int = 1) -> dict
             pool.map(_cut_only, shares, chunksize=1)
     elif name in ("counted", "counted-rs", "read", "read-rs"):
         rs, read = name.endswith("-rs"), name.startswith("read")
-        seconds, totals = _counted(folder, cores, rs=rs, read=read)
-        return {"seconds": seconds, "digest": _digest(totals)}
+        seconds, totals, cpu = _counted(folder, cores, rs=rs, read=read)
+        return {"seconds": seconds, "digest": _digest(totals), "cpu": cpu}
     elif name == "a":
         _quiet_jieba()
         totals = _count_docs(list(_texts(folder)))
@@ -263,13 +278,15 @@ def one(name: str, folder: Path, cores: int, work: Path, scale: int = 1) -> dict
         config = work / "config.toml"
         engine = "jieba-rs" if name == "ingest-rs" else "jieba"
         config.write_text(f'[tokenizer]\nengine = "{engine}"\n')
+        cpu = _children_cpu()
         subprocess.run(
             [sys.executable, "-m", "streamcount", "ingest", str(folder), "--db", str(db),
              "--workers", str(cores), "--config", str(config)],
             check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         seconds = time.perf_counter() - started
-        return {"seconds": seconds, "digest": _digest(_db_counts(db))}
+        cpu = _children_cpu() - cpu  # the command, its workers included
+        return {"seconds": seconds, "digest": _digest(_db_counts(db)), "cpu": cpu}
     elif name in ("daemon", "daemon-rs", "steady", "steady-rs"):
         engine = "jieba-rs" if name.endswith("-rs") else "jieba"
         return _daemon(folder, cores, work, engine, scale, backlog=name.startswith("steady"))
@@ -501,7 +518,7 @@ def render(results: dict[str, list[dict]], size: int, files: int, args: argparse
         lines.append(
             f"| {label} | {med[name]:.2f} | {rate:.2f} | {of_limit} | {vs_a} | {same} | {rss} |"
         )
-    return "\n".join(lines + _ratio_lines(results, size, med))
+    return "\n".join(lines + _ratio_lines(results, size, med) + _cpu_lines(results))
 
 
 # (contender, its ceiling, the share issue 12 asks of it)
@@ -538,6 +555,22 @@ def _ratio_lines(results: dict[str, list[dict]], size: int, med: dict[str, float
         median = statistics.median(ratios)
         lines.append(f"| {label} vs {ceiling} | {shown} | {median:.2f} | {wanted} |")
     return lines if len(lines) > 3 else []
+
+
+def _cpu_lines(results: dict[str, list[dict]]) -> list[str]:
+    """The CPU seconds each contender spent, all its processes together, beside its
+    ceiling's, round by round: a share that the machine's drift moves less than
+    the wall clock, and that shows what the work beyond the ceiling's costs."""
+    lines = ["", "| contender | CPU s, median | its ceiling's | ceiling's / its own, per round |"]
+    lines.append("| --- | ---: | ---: | --- |")
+    for name, ceiling, _ in GOALS:
+        mine, top = results.get(name, []), results.get(ceiling, [])
+        if not mine or not all("cpu" in r for r in mine + top):
+            continue
+        shares = " / ".join(f"{t['cpu'] / m['cpu']:.2f}" for m, t in zip(mine, top, strict=True))
+        own, theirs = (statistics.median(r["cpu"] for r in rs) for rs in (mine, top))
+        lines.append(f"| {name} vs {ceiling} | {own:.2f} | {theirs:.2f} | {shares} |")
+    return lines if len(lines) > 2 else []
 
 
 def write_doc(path: Path, table: str, args: argparse.Namespace) -> None:
