@@ -14,7 +14,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import marshal
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -81,12 +83,25 @@ def make_cut(settings: TokenizerSettings) -> Cut:
 
 
 def _jieba_tokenizer() -> Any:
-    """jieba's tokenizer with its dictionary loaded (~0.7 s)."""
+    """jieba's tokenizer with its dictionary loaded.
+
+    jieba keeps its prefix dictionary in a marshal cache in the temporary
+    folder, and loads it with `marshal.load` on the open file, which reads
+    object by object: 0.45 s, in every worker at every start. Read whole
+    first, the same cache loads in 0.13 s. It is the file jieba itself would
+    load for a new Tokenizer of the default dictionary, trusted as jieba
+    trusts it; if it is missing or unreadable, jieba builds it as before.
+    """
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer()
-    tokenizer.initialize()
+    cache = Path(tempfile.gettempdir()) / "jieba.cache"  # jieba's name for it (0.42.1)
+    try:
+        tokenizer.FREQ, tokenizer.total = marshal.loads(cache.read_bytes())
+        tokenizer.initialized = True
+    except (OSError, EOFError, ValueError, TypeError):
+        tokenizer.initialize()
     return tokenizer
 
 

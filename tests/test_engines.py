@@ -125,3 +125,21 @@ def test_a_database_counted_by_jieba_rs_before_the_post_pass_is_refused(tmp_path
         refused = "counted by jieba-rs before it was made to give jieba's tokens"
         with pytest.raises(StoreError, match=refused):
             Store.open_writer(config.db, settings).close()
+
+
+def test_jieba_loads_its_own_cache_or_builds_it(tmp_path, monkeypatch):
+    """jieba's dictionary cache is read whole (engines._jieba_tokenizer); where it
+    is damaged (or missing), jieba builds it as it always did: the same dictionary."""
+    import tempfile
+
+    from streamcount.engines import _jieba_tokenizer
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # jieba's cache folder
+    cache = tmp_path / "jieba.cache"
+    cache.write_bytes(b"\xffnot marshal")
+    built = _jieba_tokenizer()  # jieba builds the dictionary, and writes the cache again
+    assert cache.stat().st_size > 1_000_000
+    loaded = _jieba_tokenizer()
+    assert (loaded.FREQ, loaded.total) == (built.FREQ, built.total) and loaded.initialized
+    sentence = SENTENCES[0]
+    assert list(loaded.cut(sentence)) == list(jieba.cut(sentence))
