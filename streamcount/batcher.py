@@ -15,6 +15,9 @@ from collections.abc import Callable, Hashable
 
 from .work import FileRef, Piece, Task
 
+IDLE_WAIT = 0.05  # seconds: with a worker idle, files wait only this long for company
+# (the files of a burst, closed together, still go as one task)
+
 
 def plan_chunks(size: int, chunk_bytes: int) -> list[tuple[int, int]]:
     """Nominal [start, end) byte ranges; workers align them to whole lines."""
@@ -78,19 +81,26 @@ class Batcher:
             or now >= self._files[0][1] + self.max_wait
         )
 
-    def take(self, now: float, flush: bool = False, share: int = 1) -> Task | None:
+    def take(self, now: float, flush: bool = False, share: int = 1, idle: int = 0) -> Task | None:
         """The next task that is due, or None. `flush` sends partial batches now.
 
         `share` is how many tasks the caller could start now: a backlog's
         bytes are split evenly between them (within the bounds) rather than into
         full-size batches, so no worker idles while another finishes a big one.
+
+        `idle` is how many workers have nothing to do: files that are not due
+        yet go to them once the oldest has waited IDLE_WAIT, split between
+        them. Waiting for company (max_wait) saves work only while the
+        workers are busy; an idle worker's time is lost either way.
         """
         if self._chunks:
             return self._chunks.popleft()
         if not self._files:
             return None
         if not (flush or self._due(now)):
-            return None
+            if not (idle and now >= self._files[0][1] + IDLE_WAIT):
+                return None
+            share = idle
         max_bytes = min(self.max_bytes, -(-self._bytes // share))
         pieces: list[Piece] = []
         size = 0

@@ -229,12 +229,20 @@ class Pipeline:
         while (free := TASKS_PER_WORKER * self._pool.slots() - len(self._inflight)) > 0:
             if not self._pool.has_room():
                 return
-            task = self.batcher.take(now, flush, share=free)
+            task = self.batcher.take(now, flush, share=free, idle=self._idle_slots())
             if task is None:
                 break
             if not self._send(task):
                 return
         self._ask_for_holds(now)
+
+    def _idle_slots(self) -> int:
+        """How many workers have no task in flight (on a cluster, which places
+        tasks itself: its worker threads less the tasks in flight)."""
+        slots = self._pool.slots()
+        if not self._pool.holds:
+            return max(0, slots - len(self._inflight))
+        return sum(1 for slot in range(slots) if not self._load[slot])
 
     def _least_busy(self) -> int:
         """The slot with the fewest tasks in flight (one worker process each, locally;

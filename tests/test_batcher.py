@@ -83,3 +83,18 @@ def test_a_task_pickles_as_columns_and_comes_back_whole():
         back = pickle.loads(pickle.dumps(task, pickle.HIGHEST_PROTOCOL))
         assert back == task and type(back) is Task
         assert all(type(p) is Piece and type(p.file) is FileRef for p in back.pieces)
+
+
+def test_an_idle_worker_takes_files_before_their_batch_is_due():
+    """With workers idle, waiting for company only loses their time: files go to
+    them once the oldest has waited IDLE_WAIT, split between them."""
+    from streamcount.batcher import IDLE_WAIT
+
+    b = Batcher(max_files=1000, max_bytes=10**9, max_wait=0.5, chunk_bytes=10**6)
+    for name in "abcd":
+        b.add(ref(name), now=0)
+    assert b.take(now=IDLE_WAIT / 2, idle=2) is None  # a burst may still be arriving
+    assert b.take(now=IDLE_WAIT, idle=0) is None  # every worker busy: batch by age
+    first = b.take(now=IDLE_WAIT, idle=2)
+    assert [p.file.path for p in first.pieces] == ["a", "b"]  # half, for one of the two
+    assert [p.file.path for p in b.take(now=IDLE_WAIT, idle=1).pieces] == ["c", "d"]
