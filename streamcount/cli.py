@@ -425,7 +425,8 @@ def _status_line(info: dict[str, object], location: str) -> str:
     if holder is not None and info.get("pid") == holder:
         return (
             f"running: pid {holder} since {info['started_at']}; backlog {info['backlog']}, "
-            f"in flight {info['in_flight']}, {info['counted_since_start']} files counted "
+            f"in flight {info['in_flight']}, held {info.get('held', 0)} files, "
+            f"{info['counted_since_start']} files counted "
             f"since start ({info['files_per_second']} files/s); last merge {info['last_merge']}"
             + (f"; the database cannot take merges: {problem}" if problem else "")
         )

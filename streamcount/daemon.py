@@ -196,7 +196,7 @@ class Daemon:
         problem = self.pipeline.writer_problem
         return (
             f"{self.counted} files counted since start, backlog {self.pipeline.backlog}, "
-            f"in flight {self.pipeline.inflight}, {rate:.1f} files/s"
+            f"in flight {self.pipeline.inflight}, held {self.pipeline.held}, {rate:.1f} files/s"
             + (f"; the database cannot take merges: {problem}" if problem else "")
         )
 
@@ -210,6 +210,7 @@ class Daemon:
             "watching": [str(d.path) for d in self.config.watch],
             "backlog": self.pipeline.backlog,
             "in_flight": self.pipeline.inflight,
+            "held": self.pipeline.held,
             "counted_since_start": self.counted,
             "files_per_second": round(rate, 2),
             "last_merge": self.last_merge,

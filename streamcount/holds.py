@@ -39,6 +39,10 @@ class Holds:
         """The slots whose worker holds counts."""
         return list(self._slots)
 
+    def files(self) -> int:
+        """How many files' counts wait in the workers' holds, not yet merged."""
+        return sum(len(r.pieces) for held in self._slots.values() for _, r in held.done)
+
     def keep(self, slot: int, task: Task, result: TaskResult, now: float) -> None:
         """`result` came back `held`: its counts are in the hold of `slot`'s worker."""
         held = self._slots.setdefault(slot, _Slot(now))

@@ -162,6 +162,11 @@ class Pipeline:
         return len(self._inflight)
 
     @property
+    def held(self) -> int:
+        """Files counted and held in their worker, waiting for its hand-over."""
+        return self._holds.files()
+
+    @property
     def busy(self) -> bool:
         return bool(
             len(self.batcher) or self._inflight or self._pending or self._held

@@ -80,10 +80,11 @@ def test_holds_are_due_by_age_or_size_and_taken_only_whole():
     assert not holds.due(0, now=10.9) and holds.due(0, now=11.0)
     holds.keep(0, c, _held(3, 40), now=10.6)
     assert holds.due(0, now=10.6)  # 120 bytes
+    assert holds.files() == 3  # a file a task: what `status` shows as held
     with pytest.raises(ValueError):
         holds.take(0, (1, 3, 9), Task(9, ()))  # 2 is held too: none of it may be merged
     assert holds.slots() == [0]
-    assert holds.lose(0, (2,)) == [b]
+    assert holds.lose(0, (2,)) == [b] and holds.files() == 2
     assert not holds.due(0, now=10.6)  # 80 bytes left
     assert [t for t, _ in holds.take(0, (1, 3, 9), Task(9, ()))] == [a, c]
     assert not holds and holds.lose(0) == []
@@ -110,6 +111,7 @@ def test_a_worker_killed_while_it_holds_counts_loses_nothing_and_doubles_nothing
             pipeline.pump(0.05)
             holding = [s for s in pipeline._holds.slots() if s not in pipeline._handing]
             if killed is None and holding:
+                assert pipeline.held > 0  # what `status` shows
                 killed = holding[0]
                 for pid in _worker_pids(pipeline)[killed]:
                     os.kill(pid, signal.SIGKILL)

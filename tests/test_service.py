@@ -107,8 +107,10 @@ def test_status_command(tmp_path, rng, daemon_factory):
     assert running.returncode == 0
     assert info["running"] and info["pid"] == info["writer_pid"] == daemon.pid
     assert info["state"] == "running" and info["backlog"] == 0 and info["last_merge"]
+    assert info["held"] == 0  # the one file's counts were handed over with it: merged
     text = cli("status", "--db", db)
     assert text.returncode == 0 and f"running: pid {daemon.pid} since" in text.stdout
+    assert "held 0 files" in text.stdout
 
     daemon.kill()  # no chance to update its status file: the lock tells the truth
     dead = cli("status", "--db", db)
