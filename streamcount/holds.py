@@ -47,7 +47,7 @@ class Holds:
         """`result` came back `held`: its counts are in the hold of `slot`'s worker."""
         held = self._slots.setdefault(slot, _Slot(now))
         held.done.append((task, result))
-        held.bytes += sum(r.bytes for r in result.pieces)
+        held.bytes += _bytes(result)
 
     def due(self, slot: int, now: float) -> bool:
         held = self._slots.get(slot)
@@ -77,6 +77,10 @@ class Holds:
         lost = [task for task, _ in held.done if task.id in ids]
         kept = [(task, result) for task, result in held.done if task.id not in ids]
         if kept:
-            size = sum(r.bytes for _, result in kept for r in result.pieces)
-            self._slots[slot] = _Slot(held.since, kept, size)
+            self._slots[slot] = _Slot(held.since, kept, sum(_bytes(r) for _, r in kept))
         return lost
+
+
+def _bytes(result: TaskResult) -> int:
+    """The bytes of the files a held result is of."""
+    return sum(r.bytes for r in result.pieces)
